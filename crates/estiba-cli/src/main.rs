@@ -1,0 +1,3 @@
+//! estiba: a docker-compatible command-line client for estibad (and any Docker engine).
+
+fn main() {}

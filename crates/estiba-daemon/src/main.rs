@@ -1,0 +1,3 @@
+//! estibad: the Estiba daemon, serving the Docker Engine API.
+
+fn main() {}
