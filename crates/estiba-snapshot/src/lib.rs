@@ -9,8 +9,16 @@
 //! is a full copy, for filesystems where overlay cannot mount). [`detect`] picks one.
 
 pub mod apply;
+mod fsutil;
+mod layout;
+mod mount;
 pub mod overlay;
+mod targuard;
+mod tarwrite;
 pub mod vfs;
+
+pub use mount::unmount;
+pub use targuard::MAX_EXTENSION_BYTES;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +50,25 @@ pub enum SnapshotError {
         target: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A key that is not a plain name (`[A-Za-z0-9_.-]`, at most 128 bytes, no leading `.`).
+    #[error("invalid snapshot key {0:?}")]
+    InvalidKey(String),
+    /// Layers and containers stack only on committed snapshots.
+    #[error("snapshot {0} is active, not committed")]
+    NotCommitted(String),
+    /// Only an active snapshot has changes to diff.
+    #[error("snapshot {0} is committed, not active")]
+    NotActive(String),
+    /// `--storage-driver` named something we do not have.
+    #[error("unknown storage driver {0:?} (supported: overlay2, vfs)")]
+    UnknownDriver(String),
+    /// The root was written by another driver; switching would hide every snapshot in it.
+    #[error("storage driver {requested} requested, but {root} holds {existing} snapshots")]
+    DriverConflict {
+        requested: String,
+        existing: String,
+        root: PathBuf,
     },
 }
 
@@ -124,12 +151,49 @@ pub trait Snapshotter: Send + Sync {
     fn cleanup(&self) -> Result<(), SnapshotError>;
 }
 
-/// Picks the driver: `requested` if given (`overlay2` or `vfs`), else overlay when a test mount
-/// under `root` succeeds, else vfs (with a log line saying why).
-pub fn detect(
-    root: &Path,
-    requested: Option<&str>,
-) -> Result<Box<dyn Snapshotter>, SnapshotError> {
-    let _ = (root, requested);
-    todo!("detect")
+/// Picks the driver: `requested` if given (`overlay2` or `vfs`), else the driver that already
+/// wrote `root`, else overlay when a test mount under `root` succeeds, else vfs (with a log line
+/// saying why). The choice is recorded in `root` so a restart keeps reading the same format.
+pub fn detect(root: &Path, requested: Option<&str>) -> Result<Box<dyn Snapshotter>, SnapshotError> {
+    let layout = layout::Layout::open(root)?;
+    let recorded = layout.recorded_driver();
+    let has_snapshots = !layout.list()?.is_empty();
+    let name = match (requested, recorded) {
+        (Some(req), _) if req != "overlay2" && req != "vfs" => {
+            return Err(SnapshotError::UnknownDriver(req.to_owned()))
+        }
+        (Some(req), Some(rec)) if req != rec && has_snapshots => {
+            return Err(SnapshotError::DriverConflict {
+                requested: req.to_owned(),
+                existing: rec,
+                root: root.to_owned(),
+            })
+        }
+        (Some(req), _) => req.to_owned(),
+        (None, Some(rec)) if rec == "overlay2" || rec == "vfs" => rec,
+        (None, _) => {
+            let overlay = overlay::OverlaySnapshotter::new(root)?;
+            match overlay.probe() {
+                Ok(()) => "overlay2".to_owned(),
+                Err(err) => {
+                    tracing::warn!(
+                        "overlay not supported on {}: {err}; falling back to vfs",
+                        fsutil::fs_name(root)
+                    );
+                    "vfs".to_owned()
+                }
+            }
+        }
+    };
+    let driver: Box<dyn Snapshotter> = if name == "overlay2" {
+        let overlay = overlay::OverlaySnapshotter::new(root)?;
+        if requested.is_some() {
+            overlay.probe()?;
+        }
+        Box::new(overlay)
+    } else {
+        Box::new(vfs::VfsSnapshotter::new(root)?)
+    };
+    layout.record_driver(&name)?;
+    Ok(driver)
 }
