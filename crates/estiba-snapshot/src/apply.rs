@@ -331,6 +331,9 @@ impl Unpacker<'_> {
                 }
                 rustix::fs::symlinkat(os(&target), at.parent, os(at.leaf))
                     .map_err(|e| self.io_err("symlink", at.comps, e))?;
+                // Docker's layer size is the lstat size of every non-directory, and a
+                // symlink's lstat size is its target's length.
+                self.stats.size_bytes += target.len() as u64;
                 self.set_leaf_meta(at.parent, at.leaf, meta, at.comps, at.name, false)?;
             }
             tar::EntryType::Link => {
