@@ -1,6 +1,27 @@
 //! Docker Engine API wire types (the JSON shapes of API v1.51), shared by the daemon and the CLI.
 //!
-//! Only this crate, the daemon's HTTP layer and the CLI know these shapes.
+//! Only this crate, the daemon's HTTP layer and the CLI know these shapes. Field names follow
+//! Docker's JSON exactly (`#[serde(rename_all = "PascalCase")]` plus explicit renames where Docker
+//! is irregular); the field docs say which API version dropped or added a field.
+
+mod de;
+pub mod error;
+pub mod event;
+pub mod image;
+pub mod system;
+pub mod version;
+
+pub use error::{ErrorDetail, ErrorResponse, JsonMessage};
+pub use event::{EventActor, EventMessage};
+pub use image::{
+    GraphDriverData, HistoryResponseItem, ImageConfig, ImageDeleteResponseItem, ImageInspect,
+    ImageMetadata, ImagePruneResponse, ImageSummary, RootFs,
+};
+pub use system::{
+    Commit, ComponentVersion, IndexInfo, PlatformName, PluginsInfo, RegistryServiceConfig, Runtime,
+    SwarmInfo, SystemDataUsageResponse, SystemInfo, SystemVersion,
+};
+pub use version::{ApiVersion, VersionError};
 
 /// The newest API version estibad speaks.
 pub const API_VERSION: &str = "1.51";
