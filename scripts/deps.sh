@@ -5,7 +5,8 @@ set -euo pipefail
 
 apt_packages=(
   busybox-static   # the test and sample images are made from its /bin/busybox
-  libseccomp-dev   # seccomp for the runtime (containers issue)
+  libseccomp-dev   # seccomp for estiba-runtime (libcontainer)
+  runc             # the second OCI runtime backend, and the shim tests' runtime
   pkg-config gcc make
   iproute2 util-linux procps psmisc curl
   python3 python3-pip

@@ -11,3 +11,6 @@ pub mod content;
 pub mod digest;
 pub mod reference;
 pub mod service;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,13 +1,28 @@
 //! The image service: load, list, inspect, history, tag, remove, prune, save, disk usage.
+//!
+//! Metadata lives in the redb store (one transaction per operation), blobs in the content store,
+//! unpacked layers in the snapshotter. Order makes it crash-safe: a load writes blobs and
+//! snapshots first and records them in one transaction last; a delete removes the records first
+//! and the files after. Whatever a crash leaves unreferenced is collected by [`ImageService::open`].
+
+mod filters;
+mod load;
+mod query;
+mod remove;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use estiba_events::EventBus;
+use estiba_events::{Event, EventBus};
 use estiba_snapshot::{SnapshotDirs, Snapshotter};
-use estiba_store::Store;
+use estiba_store::{ImageRecord, Reader, Store};
+
+use crate::archive::LoadLimits;
+use crate::content::ContentStore;
+use crate::digest::Digest;
+use crate::reference::{is_image_id_prefix, Reference};
 
 /// Errors of image operations; the daemon maps each variant to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +42,10 @@ pub enum ImageError {
     /// 500 — anything else (disk full, I/O).
     #[error("{0}")]
     Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> ImageError {
+    ImageError::Internal(e.to_string())
 }
 
 /// One row of `docker images`.
@@ -127,10 +146,23 @@ pub struct ImageServiceConfig {
 
 /// The image service. Synchronous: the daemon runs it on blocking threads.
 pub struct ImageService {
-    _store: Arc<Store>,
-    _snapshots: Arc<dyn Snapshotter>,
-    _events: Arc<EventBus>,
-    _config: ImageServiceConfig,
+    store: Arc<Store>,
+    snapshots: Arc<dyn Snapshotter>,
+    events: Arc<EventBus>,
+    content: ContentStore,
+    limits: LoadLimits,
+    /// Serializes operations that add or remove blobs, snapshots or records, so "is this still
+    /// referenced?" questions cannot race with a load adding a reference. Reads never take it.
+    mutate: Mutex<()>,
+}
+
+/// How a user-given name was resolved.
+#[derive(Debug, Clone)]
+pub(crate) enum Resolved {
+    /// By a tag or digest reference (the full normalized reference).
+    Reference(Reference),
+    /// By an ID or ID prefix.
+    Id,
 }
 
 impl ImageService {
@@ -141,12 +173,94 @@ impl ImageService {
         events: Arc<EventBus>,
         config: ImageServiceConfig,
     ) -> Result<Self, ImageError> {
-        Ok(ImageService {
-            _store: store,
-            _snapshots: snapshots,
-            _events: events,
-            _config: config,
-        })
+        let content = ContentStore::open(&config.content_root).map_err(internal)?;
+        let service = ImageService {
+            store,
+            snapshots,
+            events,
+            content,
+            limits: LoadLimits::default(),
+            mutate: Mutex::new(()),
+        };
+        service.collect_garbage()?;
+        Ok(service)
+    }
+
+    /// Replaces the load limits (tests use small ones).
+    pub fn with_limits(mut self, limits: LoadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The content store (blobs by digest), for services that read image blobs.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.mutate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, action: &str, id: &str, name: &str) {
+        self.events
+            .publish(Event::now("image", action, id).attr("name", name));
+    }
+
+    /// Deletes blobs and layer snapshots no record refers to (leftovers of a crash).
+    fn collect_garbage(&self) -> Result<(), ImageError> {
+        let _guard = self.lock();
+        if let Err(e) = self.snapshots.cleanup() {
+            tracing::warn!("snapshot cleanup: {e}");
+        }
+        let r = self.store.read().map_err(internal)?;
+        let images = r.images().map_err(internal)?;
+        let layers = r.layers().map_err(internal)?;
+        let mut blobs = std::collections::HashSet::new();
+        for i in &images {
+            blobs.insert(i.id.clone());
+            if let Some(m) = &i.manifest {
+                blobs.insert(m.digest.clone());
+            }
+        }
+        let mut keys = std::collections::HashSet::new();
+        for l in &layers {
+            if let Some(b) = &l.blob {
+                blobs.insert(b.digest.clone());
+            }
+            if let Ok(d) = Digest::parse(&l.chain_id) {
+                keys.insert(d.hex().to_string());
+            }
+        }
+        for d in self.content.list().map_err(internal)? {
+            if !blobs.contains(d.as_str()) {
+                tracing::info!("removing unreferenced blob {d}");
+                if let Err(e) = self.content.delete(&d) {
+                    tracing::warn!("remove blob {d}: {e}");
+                }
+            }
+        }
+        // Only chain-ID keys (64 hex) belong to the image store; other keys are left alone.
+        let mut stray: Vec<String> = match self.snapshots.list() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|k| Digest::from_hex(k).is_ok() && !keys.contains(k))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("list snapshots: {e}");
+                Vec::new()
+            }
+        };
+        // A parent refuses removal while a child exists: retry until no progress.
+        while !stray.is_empty() {
+            let before = stray.len();
+            stray.retain(|k| self.snapshots.remove(k).is_err());
+            if stray.len() == before {
+                tracing::warn!("could not remove stray snapshots {stray:?}");
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Loads a docker-archive or OCI-layout tarball (optionally gzip/zstd compressed as a whole).
@@ -154,57 +268,152 @@ impl ImageService {
     /// collects). `on_loaded` is called once per image, in order.
     pub fn load(
         &self,
-        _tarball: &mut dyn Read,
-        _on_loaded: &mut dyn FnMut(&LoadedItem),
+        tarball: &mut dyn Read,
+        on_loaded: &mut dyn FnMut(&LoadedItem),
     ) -> Result<(), ImageError> {
-        todo!()
+        load::load(self, tarball, on_loaded)
     }
 
     /// Writes the named images (references or IDs) as one tarball: OCI layout plus manifest.json,
     /// as docker 25+ does.
-    pub fn save(&self, _names: &[String], _out: &mut dyn Write) -> Result<(), ImageError> {
-        todo!()
+    pub fn save(&self, names: &[String], out: &mut dyn Write) -> Result<(), ImageError> {
+        load::save(self, names, out)
     }
 
-    pub fn list(&self, _filters: &ListFilters) -> Result<Vec<ImageSummary>, ImageError> {
-        todo!()
+    pub fn list(&self, filters: &ListFilters) -> Result<Vec<ImageSummary>, ImageError> {
+        query::list(self, filters)
     }
 
     /// Resolves a reference, a full or short ID, or "name@digest".
-    pub fn inspect(&self, _name: &str) -> Result<ImageDetails, ImageError> {
-        todo!()
+    pub fn inspect(&self, name: &str) -> Result<ImageDetails, ImageError> {
+        query::inspect(self, name)
     }
 
-    pub fn history(&self, _name: &str) -> Result<Vec<HistoryEntry>, ImageError> {
-        todo!()
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, ImageError> {
+        query::history(self, name)
+    }
+
+    /// The image ID ("sha256:<hex>") a name resolves to.
+    pub fn resolve_id(&self, name: &str) -> Result<String, ImageError> {
+        let r = self.store.read().map_err(internal)?;
+        Ok(resolve(&r, name)?.0.id)
     }
 
     /// Tags `source` as `repo[:tag]` (tag defaults to latest).
-    pub fn tag(&self, _source: &str, _repo: &str, _tag: Option<&str>) -> Result<(), ImageError> {
-        todo!()
+    pub fn tag(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<(), ImageError> {
+        remove::tag(self, source, repo, tag)
     }
 
-    /// `docker rmi`: untags a reference, or deletes an image by ID; `in_use` tells whether a
-    /// container uses an image ID (containers come later; the daemon passes a closure).
+    /// `docker rmi`: untags a reference, or deletes an image by ID (Docker's rules).
     pub fn remove(
         &self,
-        _name: &str,
-        _force: bool,
-        _no_prune: bool,
+        name: &str,
+        force: bool,
+        no_prune: bool,
     ) -> Result<Vec<RemovedItem>, ImageError> {
-        todo!()
+        let _guard = self.lock();
+        remove::remove_locked(self, name, force, !no_prune).map(|(items, _)| items)
     }
 
     /// Removes dangling images (all unused ones when `all`); returns what went and bytes freed.
+    /// `labels`: `key` or `key=value` must match; prefixed with `!`, must not match.
     pub fn prune(
         &self,
-        _all: bool,
-        _labels: &[String],
+        all: bool,
+        labels: &[String],
     ) -> Result<(Vec<RemovedItem>, u64), ImageError> {
-        todo!()
+        remove::prune(self, all, labels)
     }
 
     pub fn disk_usage(&self) -> Result<ImagesDiskUsage, ImageError> {
-        todo!()
+        query::disk_usage(self)
     }
 }
+
+/// The "No such image" error for a name, worded as Docker does.
+fn not_found(name: &str) -> ImageError {
+    match Reference::parse_normalized(name) {
+        Ok(r) if !name.starts_with("sha256:") => {
+            ImageError::NotFound(r.with_default_tag().familiar_string())
+        }
+        _ => ImageError::NotFound(name.to_string()),
+    }
+}
+
+/// Resolves a name as Docker's `GetImage` does: a full ID, then a reference (tag or digest),
+/// then an unambiguous ID prefix.
+pub(crate) fn resolve(r: &impl Reader, name: &str) -> Result<(ImageRecord, Resolved), ImageError> {
+    let full_id = if let Some(hex) = name.strip_prefix("sha256:") {
+        Digest::from_hex(hex).ok()
+    } else {
+        Digest::from_hex(name).ok()
+    };
+    if let Some(id) = full_id {
+        return match r.image(id.as_str()).map_err(internal)? {
+            Some(img) => Ok((img, Resolved::Id)),
+            None => Err(ImageError::NotFound(name.to_string())),
+        };
+    }
+    let parsed = Reference::parse_normalized(name);
+    if let Ok(reference) = &parsed {
+        let reference = reference.clone().with_default_tag();
+        let key = reference.to_string();
+        let hit = if reference.digest().is_some() {
+            r.get::<estiba_store::TagRecord>(estiba_store::tables::DIGESTS, &key)
+        } else {
+            r.get::<estiba_store::TagRecord>(estiba_store::tables::TAGS, &key)
+        }
+        .map_err(internal)?;
+        if let Some(t) = hit {
+            if let Some(img) = r.image(&t.image_id).map_err(internal)? {
+                return Ok((img, Resolved::Reference(reference)));
+            }
+        }
+    }
+    if is_image_id_prefix(name) {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        let mut hits = r
+            .scan::<ImageRecord>(estiba_store::tables::IMAGES, &format!("sha256:{hex}"))
+            .map_err(internal)?;
+        if hits.len() == 1 {
+            if let Some((_, img)) = hits.pop() {
+                return Ok((img, Resolved::Id));
+            }
+        }
+        return Err(not_found(name));
+    }
+    match parsed {
+        Ok(_) => Err(not_found(name)),
+        Err(e) => Err(ImageError::InvalidReference(e.to_string())),
+    }
+}
+
+/// (tag references, digest references) of one image.
+pub(crate) type ImageRefs = (Vec<Reference>, Vec<Reference>);
+
+/// Tag and digest references of every image, by image ID.
+pub(crate) fn refs_by_image(r: &impl Reader) -> Result<BTreeMap<String, ImageRefs>, ImageError> {
+    let mut out: BTreeMap<String, ImageRefs> = BTreeMap::new();
+    for (k, id) in r.tags().map_err(internal)? {
+        if let Ok(reference) = Reference::parse_canonical(&k) {
+            out.entry(id).or_default().0.push(reference);
+        }
+    }
+    for (k, id) in r.repo_digests().map_err(internal)? {
+        if let Ok(reference) = Reference::parse_canonical(&k) {
+            out.entry(id).or_default().1.push(reference);
+        }
+    }
+    Ok(out)
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn now_nano() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;
