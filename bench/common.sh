@@ -20,8 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build() {
-  (cd "$root" && cargo build --release --workspace --bins -q)
+build() { # SKIP_BUILD=1 reuses the release binaries already in target/release
+  [ -n "${SKIP_BUILD:-}" ] && return 0
+  (cd "$root" && cargo build --release -q -p estiba-daemon -p estiba-cli -p estiba-testimg)
 }
 
 wait_sock() { # wait_sock SOCK: up to 30 s for /_ping on SOCK
