@@ -1,3 +1,106 @@
 //! estiba: a docker-compatible command-line client for estibad (and any Docker engine).
 
-fn main() {}
+mod args;
+mod client;
+mod cmd;
+mod format;
+mod jsonindent;
+mod output;
+mod tabwriter;
+mod template;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command, ImageCommand, SystemCommand};
+use crate::client::Client;
+
+/// An error that ends the CLI with a specific exit status (its message may be empty).
+#[derive(Debug)]
+pub(crate) struct StatusError {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return args::report_parse_error(&err),
+    };
+    let host = cli
+        .host
+        .clone()
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| client::DEFAULT_HOST.to_owned());
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli, &host));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(status) = err.downcast_ref::<StatusError>() {
+                if !status.message.is_empty() {
+                    eprintln!("{}", status.message);
+                }
+                return ExitCode::from(status.code);
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("{err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
+    let mut client = Client::new(host)?;
+    let c = &mut client;
+    match cli.command {
+        Command::Version(a) => cmd::system::version(c, a).await,
+        Command::Info(a) => cmd::system::info(c, a).await,
+        Command::Events(a) => cmd::events::events(c, a).await,
+        Command::Images(a) => cmd::image::list(c, a, "images").await,
+        Command::Inspect(a) => cmd::inspect::inspect(c, a).await,
+        Command::Load(a) => cmd::transfer::load(c, a).await,
+        Command::Save(a) => cmd::transfer::save(c, a, "save").await,
+        Command::Tag(a) => cmd::image::tag(c, a, "tag").await,
+        Command::Rmi(a) => cmd::image::remove(c, a, "rmi").await,
+        Command::History(a) => cmd::image::history(c, a, "history").await,
+        Command::Image(ImageCommand::Ls(a)) => cmd::image::list(c, a, "image ls").await,
+        Command::Image(ImageCommand::Inspect(a)) => cmd::inspect::image_inspect(c, a).await,
+        Command::Image(ImageCommand::Load(a)) => cmd::transfer::load(c, a).await,
+        Command::Image(ImageCommand::Save(a)) => cmd::transfer::save(c, a, "image save").await,
+        Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(c, a, "image tag").await,
+        Command::Image(ImageCommand::Rm(a)) => cmd::image::remove(c, a, "image rm").await,
+        Command::Image(ImageCommand::History(a)) => {
+            cmd::image::history(c, a, "image history").await
+        }
+        Command::Image(ImageCommand::Prune(a)) => cmd::image::prune(c, a).await,
+        Command::System(SystemCommand::Df(a)) => cmd::system::df(c, a).await,
+        Command::System(SystemCommand::Events(a)) => cmd::events::events(c, a).await,
+        Command::System(SystemCommand::Info(a)) => cmd::system::info(c, a).await,
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per group of docker commands; each turns parsed flags into API calls and output.
+
+pub(crate) mod events;
+pub(crate) mod image;
+pub(crate) mod inspect;
+pub(crate) mod system;
+pub(crate) mod transfer;
