@@ -340,12 +340,12 @@ fn rmi_and_inspect_unknown_image(cli: Cli) {
     let out = d.run(cli, &["history", "nosuch"]);
     out.fails_with(1);
     assert!(out.stderr.contains("No such image: nosuch"), "{out}");
-    // An invalid reference gets Docker's wording.
-    let out = d.run(cli, &["tag", "busybox", "UPPER/case"]);
+    // An invalid reference gets Docker's wording. (Docker 28's grammar reads an uppercase first
+    // component as a registry host, so "UPPER/case" is valid there; an uppercase path is not.)
+    let out = d.run(cli, &["tag", "busybox", "lower/CASE"]);
     out.fails_with(1);
     assert!(
-        out.stderr
-            .contains("invalid reference format: repository name must be lowercase"),
+        out.stderr.contains("invalid reference format") && out.stderr.contains("must be lowercase"),
         "{out}"
     );
     let resp = d.api("GET", "/v1.41/images/nosuch/json", None);

@@ -26,7 +26,9 @@ impl Format {
         let template = Template::parse(&body)
             .map_err(|e| anyhow!("template parsing error: {e}"))?
             // docker's row contexts are structs: a field that is not there is an error.
-            .missing_key_error(true);
+            .missing_key_error(true)
+            // Go's json.Marshal of a row escapes <, > and & ("\u003cnone\u003e").
+            .row_json_escapes_html(true);
         Ok(Format { table, template })
     }
 

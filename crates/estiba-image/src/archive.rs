@@ -228,15 +228,12 @@ fn read_entries(
     };
     let mut archive = tar::Archive::new(stream);
     // Raw mode: we apply GNU long names and PAX paths ourselves, with a bound on their size.
-    let entries = archive
-        .entries()
-        .map_err(|e| invalid(format!("invalid tar archive: {e}")))?
-        .raw(true);
+    let entries = archive.entries().map_err(tar_error)?.raw(true);
     let mut long_name: Option<String> = None;
     let mut count = 0usize;
     let mut saw_entry = false;
     for entry in entries {
-        let mut entry = entry.map_err(|e| invalid(format!("invalid tar archive: {e}")))?;
+        let mut entry = entry.map_err(tar_error)?;
         saw_entry = true;
         count += 1;
         if count > limits.max_entries {
@@ -872,6 +869,19 @@ pub fn write_archive(
     builder.finish().map_err(ArchiveError::Write)?;
     let out = builder.into_inner().map_err(ArchiveError::Write)?;
     out.flush().map_err(ArchiveError::Write)
+}
+
+/// The tar crate quotes header bytes in some errors (a checksum field of a file that is not a
+/// tar); a user gets readable text, never the raw bytes of their input.
+fn tar_error(e: io::Error) -> ArchiveError {
+    let text = e.to_string();
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        invalid("invalid tar archive: unexpected EOF")
+    } else if text.len() > 200 || text.chars().any(|c| c.is_control() || c == '\u{fffd}') {
+        invalid("invalid tar archive: invalid tar header")
+    } else {
+        invalid(format!("invalid tar archive: {text}"))
+    }
 }
 
 #[cfg(test)]

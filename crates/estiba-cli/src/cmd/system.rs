@@ -530,19 +530,18 @@ fn df_header() -> Value {
     ])
 }
 
-/// docker's verbose `system df`: one table per kind of object.
-pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
-    let now = now_unix_nanos();
-    let mut t = String::from("Images space usage:\n\n");
-    let images = Format::new("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}")?;
-    t.push_str(&images.render(
-        &image_header(),
-        &image_rows(arr(du, "Images"), true, false, false),
-    )?);
+/// The rows of docker's verbose `system df`, one list per kind of object.
+struct DfVerboseRows {
+    images: Vec<Value>,
+    containers: Vec<Value>,
+    volumes: Vec<Value>,
+    build_cache: Vec<Value>,
+}
 
-    t.push_str("\nContainers space usage:\n\n");
-    let containers = Format::new("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}")?;
-    let c_rows: Vec<Value> = arr(du, "Containers")
+fn df_verbose_rows(du: &Value) -> DfVerboseRows {
+    let now = now_unix_nanos();
+    let images = image_rows(arr(du, "Images"), true, false, false);
+    let containers = arr(du, "Containers")
         .iter()
         .map(|c| {
             let volumes = arr(c, "Mounts")
@@ -565,21 +564,7 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
             ])
         })
         .collect();
-    let c_header = header(&[
-        ("ID", "CONTAINER ID"),
-        ("Image", "IMAGE"),
-        ("Command", "COMMAND"),
-        ("LocalVolumes", "LOCAL VOLUMES"),
-        ("Size", "SIZE"),
-        ("RunningFor", "CREATED"),
-        ("Status", "STATUS"),
-        ("Names", "NAMES"),
-    ]);
-    t.push_str(&containers.render(&c_header, &c_rows)?);
-
-    t.push_str("\nLocal Volumes space usage:\n\n");
-    let volumes = Format::new("table {{.Name}}\t{{.Links}}\t{{.Size}}")?;
-    let v_rows: Vec<Value> = arr(du, "Volumes")
+    let volumes = arr(du, "Volumes")
         .iter()
         .map(|v| {
             let u = v.get("UsageData").cloned().unwrap_or(Value::Null);
@@ -606,23 +591,6 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
             ])
         })
         .collect();
-    t.push_str(&volumes.render(
-        &header(&[
-            ("Name", "VOLUME NAME"),
-            ("Links", "LINKS"),
-            ("Size", "SIZE"),
-        ]),
-        &v_rows,
-    )?);
-
-    let cache = arr(du, "BuildCache");
-    let total: i64 = cache
-        .iter()
-        .filter(|b| !b.get("Shared").and_then(Value::as_bool).unwrap_or(false))
-        .map(|b| i(b, "Size"))
-        .sum();
-    let _ = write!(t, "\nBuild cache usage: {}\n\n", human_size(total as f64));
-    let bc = Format::new("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}")?;
     let ago = |ts: &str| match chrono::DateTime::parse_from_rfc3339(ts) {
         Ok(t) => {
             let diff = (now - i128::from(t.timestamp_nanos_opt().unwrap_or(0))).max(0);
@@ -635,7 +603,7 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
         }
         Err(_) => String::new(),
     };
-    let b_rows: Vec<Value> = cache
+    let build_cache = arr(du, "BuildCache")
         .iter()
         .map(|b| {
             row(&[
@@ -655,6 +623,66 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
             ])
         })
         .collect();
+    DfVerboseRows {
+        images,
+        containers,
+        volumes,
+        build_cache,
+    }
+}
+
+/// docker's verbose `system df` with `--format`: the template runs once on a context holding
+/// the row lists (`{{json .Images}}`, `{{range .Volumes}}...`).
+fn render_df_verbose_format(du: &Value, format: &str) -> anyhow::Result<String> {
+    let rows = df_verbose_rows(du);
+    let context = serde_json::json!({
+        "Images": rows.images,
+        "Containers": rows.containers,
+        "Volumes": rows.volumes,
+        "BuildCache": rows.build_cache,
+    });
+    Format::new(format)?.render(&Value::Null, &[context])
+}
+
+/// docker's verbose `system df`: one table per kind of object.
+pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
+    let rows = df_verbose_rows(du);
+    let mut t = String::from("Images space usage:\n\n");
+    let images = Format::new("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}")?;
+    t.push_str(&images.render(&image_header(), &rows.images)?);
+
+    t.push_str("\nContainers space usage:\n\n");
+    let containers = Format::new("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}")?;
+    let c_header = header(&[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+        ("Size", "SIZE"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("Names", "NAMES"),
+    ]);
+    t.push_str(&containers.render(&c_header, &rows.containers)?);
+
+    t.push_str("\nLocal Volumes space usage:\n\n");
+    let volumes = Format::new("table {{.Name}}\t{{.Links}}\t{{.Size}}")?;
+    t.push_str(&volumes.render(
+        &header(&[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ]),
+        &rows.volumes,
+    )?);
+
+    let total: i64 = arr(du, "BuildCache")
+        .iter()
+        .filter(|b| !b.get("Shared").and_then(Value::as_bool).unwrap_or(false))
+        .map(|b| i(b, "Size"))
+        .sum();
+    let _ = write!(t, "\nBuild cache usage: {}\n\n", human_size(total as f64));
+    let bc = Format::new("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}")?;
     let b_header = header(&[
         ("ID", "CACHE ID"),
         ("CacheType", "CACHE TYPE"),
@@ -664,7 +692,7 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
         ("UsageCount", "USAGE"),
         ("Shared", "SHARED"),
     ]);
-    t.push_str(&bc.render(&b_header, &b_rows)?);
+    t.push_str(&bc.render(&b_header, &rows.build_cache)?);
     Ok(t)
 }
 
@@ -672,8 +700,11 @@ pub(crate) fn render_df_verbose(du: &Value) -> anyhow::Result<String> {
 pub(crate) async fn df(client: &mut Client, a: DfArgs) -> anyhow::Result<()> {
     check_args("system df", &a.args, Arity::None)?;
     let du = client.get_json("/system/df").await?;
-    if a.verbose && a.format.as_deref().is_none_or(str::is_empty) {
-        return out(&render_df_verbose(&du)?);
+    if a.verbose {
+        return match a.format.as_deref().filter(|f| !f.is_empty()) {
+            None => out(&render_df_verbose(&du)?),
+            Some(format) => out(&render_df_verbose_format(&du, format)?),
+        };
     }
     let format = a
         .format
