@@ -1,14 +1,12 @@
 //! Component tests of the image service on the real snapshotter (`estiba_snapshot::detect`:
 //! overlay when it mounts here, vfs otherwise) in a temp data-root.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use estiba_events::EventBus;
 use estiba_image::digest::Digest;
-use estiba_image::service::{ImageService, ImageServiceConfig, ListFilters, LoadedItem};
+use estiba_image::service::{ImageService, ImageServiceConfig, ListFilters};
 use estiba_store::Store;
 
 fn service(root: &Path) -> ImageService {
@@ -152,102 +150,4 @@ fn escaping_layer_is_refused_and_nothing_remains() {
     assert_eq!(blobs, 0);
     assert!(find_file(dir.path(), "ok").is_empty());
     assert!(find_file(dir.path(), "x").is_empty());
-}
-
-/// `cargo test -p estiba-image --release --test real_snapshotter -- --ignored --nocapture`:
-/// time to load a ~75 MB single-layer image (compare with `docker load` of the same tarball).
-#[test]
-#[ignore]
-fn bench_load_75mb_single_layer() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(dir.path());
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut files = Vec::new();
-    for i in 0..1200 {
-        let mut data = vec![0u8; 64 * 1024];
-        for chunk in data.chunks_mut(8) {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
-        }
-        files.push((format!("usr/lib/f{i}"), data));
-    }
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
-        .collect();
-    let (t, _) = archive(&[layer(&refs)], "big:1");
-    if let Ok(path) = std::env::var("ESTIBA_BENCH_TAR_OUT") {
-        std::fs::File::create(path).unwrap().write_all(&t).unwrap();
-    }
-    let start = Instant::now();
-    let mut loaded = Vec::new();
-    svc.load(&mut &t[..], &mut |i| loaded.push(i.clone()))
-        .unwrap();
-    let took = start.elapsed();
-    assert_eq!(loaded, vec![LoadedItem::Tag("big:1".into())]);
-    println!(
-        "loaded {} MB in {:?} with {}",
-        t.len() >> 20,
-        took,
-        svc.inspect("big:1").unwrap().driver_name
-    );
-}
-
-/// `... -- --ignored --nocapture`: `list` over 1,000 images (target: well under 20 ms).
-#[test]
-#[ignore]
-fn bench_list_1000_images() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(&dir.path().join("metadata.redb")).unwrap();
-        let mut tx = store.write().unwrap();
-        for i in 0..1000u32 {
-            let id = Digest::of_bytes(&i.to_le_bytes()).to_string();
-            let record = estiba_store::ImageRecord {
-                id: id.clone(),
-                config_size_bytes: 100,
-                manifest: None,
-                diff_ids: vec![id.clone()],
-                chain_ids: vec![id.clone()],
-                created_rfc3339: "2024-01-01T00:00:00Z".into(),
-                created: 1_704_067_200 + i64::from(i),
-                created_nano: 0,
-                size_bytes: 1000,
-                last_tag_time: None,
-                parent: None,
-                labels: [("a".to_string(), "b".to_string())].into(),
-                os: "linux".into(),
-                architecture: "amd64".into(),
-                variant: None,
-                stored_nano: 0,
-            };
-            tx.put_image(&record).unwrap();
-            tx.put_tag(&format!("docker.io/library/img{i}:latest"), &id)
-                .unwrap();
-        }
-        tx.commit().unwrap();
-    }
-    let svc = service(dir.path());
-    let start = Instant::now();
-    let list = svc.list(&ListFilters::default()).unwrap();
-    let took = start.elapsed();
-    assert_eq!(list.len(), 1000);
-    println!("listed 1000 images in {took:?}");
-}
-
-/// `... -- --ignored`: loads `/tmp/ref-busybox-save.tar` (made by dockerd) and saves it, tagged
-/// `estiba-scratch:1`, to `/tmp/estiba-save.tar`, for checking with real docker / skopeo.
-#[test]
-#[ignore]
-fn save_for_external_loaders() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(dir.path());
-    let data = std::fs::read("/tmp/ref-busybox-save.tar").unwrap();
-    svc.load(&mut &data[..], &mut |_| {}).unwrap();
-    svc.tag("busybox", "estiba-scratch", Some("1")).unwrap();
-    let mut out = std::fs::File::create("/tmp/estiba-save.tar").unwrap();
-    svc.save(&["estiba-scratch:1".to_string()], &mut out)
-        .unwrap();
 }

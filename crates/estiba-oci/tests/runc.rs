@@ -113,7 +113,6 @@ impl Bundle {
 }
 
 #[test]
-#[ignore = "needs root, runc and busybox-static"]
 fn default_container_sees_docker_defaults() {
     let b = Bundle::new();
     let (code, out) = b.run(
@@ -133,7 +132,6 @@ fn default_container_sees_docker_defaults() {
 }
 
 #[test]
-#[ignore = "needs root, runc and busybox-static"]
 fn user_caps_ulimits_readonly() {
     let b = Bundle::new();
     let opts = ContainerOptions {
@@ -170,7 +168,6 @@ fn user_caps_ulimits_readonly() {
 }
 
 #[test]
-#[ignore = "needs root, runc and busybox-static"]
 fn cgroup_limits_are_applied() {
     let b = Bundle::new();
     let opts = ContainerOptions {
