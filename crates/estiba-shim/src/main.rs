@@ -1,0 +1,24 @@
+//! estiba-shim: the relay that daemonizes the shim (first process) and the shim itself
+//! (`--daemonized`), which supervises one container. The contract is in the library's docs.
+
+use std::process::ExitCode;
+
+use estiba_shim::ShimArgs;
+
+mod daemonize;
+mod exit;
+mod jsonlog;
+mod runtime;
+mod server;
+mod stdio;
+
+fn main() -> ExitCode {
+    match ShimArgs::parse(std::env::args_os().skip(1)) {
+        Err(e) => {
+            println!("error {e}");
+            ExitCode::from(2)
+        }
+        Ok((args, false)) => daemonize::relay(&args),
+        Ok((args, true)) => server::main(args),
+    }
+}

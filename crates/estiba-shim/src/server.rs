@@ -1,0 +1,826 @@
+//! The daemonized shim: create the container, then one single-threaded poll loop that serves the
+//! socket, pumps the container's output into the log and attach streams, feeds its stdin, reaps
+//! children and records the exit.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context, Result};
+use estiba_shim::protocol::{error_line, ok_line, Empty, MAX_LINE_BYTES};
+use estiba_shim::timefmt::rfc3339_nanos_fixed;
+use estiba_shim::{AttachOptions, ContainerState, ExitInfo, Request, ShimArgs, Status};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::exit;
+use crate::jsonlog::{JsonLog, Stream};
+use crate::runtime::Runtime;
+use crate::stdio::{self, ContainerIo};
+
+/// Most connections served at once; more are closed on accept.
+const MAX_CONNS: usize = 256;
+/// A connection that has not sent its request line by then is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long output is drained after the init's exit before the exit is recorded anyway.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Output is not read while an attach client has this much unsent (Docker blocks the same way).
+const MAX_ATTACH_PENDING_BYTES: usize = 1024 * 1024;
+/// Stdin from clients is not read while this much waits for the container.
+const MAX_STDIN_PENDING_BYTES: usize = 256 * 1024;
+/// One read from the container or a client.
+const READ_CHUNK_BYTES: usize = 32 * 1024;
+/// Reads per output stream per loop turn, so one chatty stream cannot starve the socket.
+const READS_PER_TURN: usize = 8;
+
+pub(crate) fn main(args: ShimArgs) -> ExitCode {
+    let shim = match Shim::setup(&args) {
+        Ok(shim) => shim,
+        Err(e) => {
+            let message = format!("{e:#}").replace('\n', " ");
+            eprintln!("estiba-shim {}: {message}", args.id);
+            // Clean up before reporting: the daemon may look at the state dir right after.
+            let _ = std::fs::remove_file(args.state_file(estiba_shim::SOCKET_NAME));
+            let _ = std::fs::remove_file(args.state_file(estiba_shim::CONSOLE_SOCKET_NAME));
+            let _ = report(&format!("error {message}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = report(&format!("ready {}", std::process::id())) {
+        // Nobody is waiting for this container any more: take it down rather than orphan it.
+        eprintln!(
+            "estiba-shim {}: cannot report ready ({e}); deleting the container",
+            args.id
+        );
+        let _ = shim.runtime.delete(true);
+        let _ = std::fs::remove_file(args.state_file(estiba_shim::SOCKET_NAME));
+        return ExitCode::FAILURE;
+    }
+    shim.run()
+}
+
+/// Prints the ready line, then points stdout at /dev/null so the relay (and the daemon) see EOF.
+fn report(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("{line}\n").as_bytes())?;
+    out.flush()?;
+    let null = std::fs::File::options().write(true).open("/dev/null")?;
+    rustix::stdio::dup2_stdout(&null)?;
+    Ok(())
+}
+
+/// Why a connection is open.
+enum Phase {
+    /// Reading the request line.
+    Request(Vec<u8>),
+    /// Waiting for the exit to be recorded.
+    Wait,
+    /// Streaming.
+    Attach(Attach),
+}
+
+struct Attach {
+    options: AttachOptions,
+    /// The client can still send (no EOF yet).
+    input_open: bool,
+    /// Bytes not yet sent to the client.
+    out: Vec<u8>,
+    /// Close once `out` is sent: the container's output has ended.
+    closing: bool,
+}
+
+struct Conn {
+    stream: UnixStream,
+    phase: Phase,
+    deadline: Option<Instant>,
+    dead: bool,
+}
+
+impl Conn {
+    fn reply(&mut self, line: &[u8]) {
+        // Replies are small and the socket is fresh: a short write means a broken client.
+        if write_nonblocking(&mut self.stream, line) != Some(line.len()) {
+            self.dead = true;
+        }
+    }
+
+    /// Sends what it can of the attach buffer; closes when done and asked to.
+    fn flush(&mut self) {
+        if let Phase::Attach(a) = &mut self.phase {
+            if !a.out.is_empty() {
+                match write_nonblocking(&mut self.stream, &a.out) {
+                    Some(n) => {
+                        a.out.drain(..n);
+                    }
+                    None => self.dead = true,
+                }
+            }
+            if a.closing && a.out.is_empty() {
+                self.dead = true;
+            }
+        }
+    }
+}
+
+/// Writes as much as the socket takes now; `None` when the peer is gone.
+fn write_nonblocking(stream: &mut UnixStream, data: &[u8]) -> Option<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match stream.write(&data[done..]) {
+            Ok(0) => return None,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(done)
+}
+
+#[derive(Clone, Copy)]
+enum Token {
+    Signal,
+    Listener,
+    Output(Stream),
+    Stdin,
+    Conn(usize),
+}
+
+struct Exited {
+    exit_code: i32,
+    finished_at: String,
+    drain_deadline: Instant,
+}
+
+struct Shim {
+    args: ShimArgs,
+    runtime: Runtime,
+    listener: UnixListener,
+    signals: UnixStream,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    close_stdin_when_flushed: bool,
+    log: JsonLog,
+    conns: Vec<Conn>,
+    init_pid: u32,
+    oom_counter: Option<PathBuf>,
+    started_at: Option<String>,
+    exited: Option<Exited>,
+    recorded: Option<ExitInfo>,
+    done: bool,
+}
+
+impl Shim {
+    fn setup(args: &ShimArgs) -> Result<Shim> {
+        rustix::process::setsid().context("setsid")?;
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .context("become a child subreaper")?;
+        let (signals, signal_tx) = UnixStream::pair().context("signal pipe")?;
+        signals.set_nonblocking(true).context("signal pipe")?;
+        signal_tx.set_nonblocking(true).context("signal pipe")?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, signal_tx)
+            .context("handle SIGCHLD")?;
+        // The daemon stops containers through the protocol; these must not kill the shim. A
+        // handler (not SIG_IGN) so that the runtime and the container start with the default.
+        let ignored = Arc::new(AtomicBool::new(false));
+        for sig in [
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
+        ] {
+            signal_hook::flag::register(sig, Arc::clone(&ignored)).context("ignore signals")?;
+        }
+        std::fs::write(
+            args.state_file(estiba_shim::SHIM_PID_NAME),
+            std::process::id().to_string(),
+        )
+        .context("write shim.pid")?;
+
+        let listener = bind_private(&args.state_file(estiba_shim::SOCKET_NAME))?;
+        listener.set_nonblocking(true).context("shim socket")?;
+        let log = JsonLog::open(&args.log_path, args.log_max_size_bytes, args.log_max_files)
+            .with_context(|| format!("open log {}", args.log_path.display()))?;
+
+        let runtime = Runtime {
+            binary: args.runtime.clone(),
+            root: args.runtime_root.clone(),
+            extra_args: args.runtime_args.clone(),
+            log: args.state_file(estiba_shim::RUNTIME_LOG_NAME),
+            id: args.id.clone(),
+        };
+        let pid_file = args.state_file(estiba_shim::INIT_PID_NAME);
+        remove_if_exists(&pid_file)?;
+        remove_if_exists(&args.state_file(estiba_shim::EXIT_FILE_NAME))?;
+        let io = create(args, &runtime, &pid_file)?;
+        let init_pid = match read_pid(&pid_file) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = runtime.delete(true);
+                return Err(e);
+            }
+        };
+        Ok(Shim {
+            args: args.clone(),
+            runtime,
+            listener,
+            signals,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            stdin: io.stdin,
+            pty: io.pty,
+            stdin_buf: Vec::new(),
+            close_stdin_when_flushed: false,
+            log,
+            conns: Vec::new(),
+            init_pid,
+            oom_counter: exit::oom_counter_path(init_pid),
+            started_at: None,
+            exited: None,
+            recorded: None,
+            done: false,
+        })
+    }
+
+    fn run(mut self) -> ExitCode {
+        while !self.done {
+            if let Err(e) = self.turn() {
+                eprintln!("estiba-shim {}: {e:#}", self.args.id);
+                // poll itself failing is not recoverable; avoid a hot loop.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        ExitCode::SUCCESS
+    }
+
+    fn outputs_open(&self) -> bool {
+        self.stdout.is_some() || self.stderr.is_some()
+    }
+
+    fn turn(&mut self) -> Result<()> {
+        self.maybe_record_exit();
+        let now = Instant::now();
+        let mut timeout: Option<Duration> = None;
+        let mut shorten = |deadline: Instant| {
+            let left = deadline.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        };
+        if let (Some(exited), None) = (&self.exited, &self.recorded) {
+            shorten(exited.drain_deadline);
+        }
+        for conn in &self.conns {
+            if let Some(d) = conn.deadline {
+                shorten(d);
+            }
+        }
+
+        let backpressure = self.conns.iter().any(|c| match &c.phase {
+            Phase::Attach(a) => a.out.len() >= MAX_ATTACH_PENDING_BYTES,
+            _ => false,
+        });
+        let stdin_room = self.stdin_buf.len() < MAX_STDIN_PENDING_BYTES;
+        let mut tokens: Vec<Token> = Vec::with_capacity(self.conns.len() + 5);
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.conns.len() + 5);
+        tokens.push(Token::Signal);
+        fds.push(PollFd::new(&self.signals, PollFlags::IN));
+        tokens.push(Token::Listener);
+        fds.push(PollFd::new(&self.listener, PollFlags::IN));
+        if !backpressure {
+            if let Some(fd) = &self.stdout {
+                tokens.push(Token::Output(Stream::Stdout));
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+            if let Some(fd) = &self.stderr {
+                tokens.push(Token::Output(Stream::Stderr));
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+        }
+        if let (Some(fd), false) = (&self.stdin, self.stdin_buf.is_empty()) {
+            tokens.push(Token::Stdin);
+            fds.push(PollFd::new(fd, PollFlags::OUT));
+        }
+        for (i, conn) in self.conns.iter().enumerate() {
+            let flags = match &conn.phase {
+                Phase::Request(_) => PollFlags::IN,
+                Phase::Wait => PollFlags::empty(),
+                Phase::Attach(a) => {
+                    let mut f = PollFlags::empty();
+                    if a.input_open && (!a.options.stdin || stdin_room) {
+                        f |= PollFlags::IN;
+                    }
+                    if !a.out.is_empty() {
+                        f |= PollFlags::OUT;
+                    }
+                    f
+                }
+            };
+            tokens.push(Token::Conn(i));
+            fds.push(PollFd::new(&conn.stream, flags));
+        }
+        let ts = timeout.map(|t| {
+            Timespec::try_from(t).unwrap_or(Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            })
+        });
+        match poll(&mut fds, ts.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let ready: Vec<(Token, PollFlags)> = tokens
+            .into_iter()
+            .zip(fds.iter().map(PollFd::revents))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        drop(fds);
+
+        for (token, revents) in ready {
+            match token {
+                Token::Signal => self.reap(),
+                Token::Listener => self.accept(),
+                Token::Output(stream) => self.pump_output(stream),
+                Token::Stdin => self.feed_stdin(),
+                Token::Conn(i) => self.serve(i, revents),
+            }
+        }
+        if !self.outputs_open() {
+            self.close_attach_streams();
+        }
+        let now = Instant::now();
+        for conn in &mut self.conns {
+            if conn.deadline.is_some_and(|d| now >= d) {
+                conn.dead = true;
+            }
+        }
+        self.conns.retain(|c| !c.dead);
+        Ok(())
+    }
+
+    fn reap(&mut self) {
+        let mut sink = [0u8; 64];
+        while matches!((&self.signals).read(&mut sink), Ok(n) if n > 0) {}
+        loop {
+            // `wait`, not `waitpid(None)`: that is pid 0, our process group only, and the init has its own.
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) => {
+                    let raw = u32::try_from(pid.as_raw_nonzero().get()).unwrap_or(0);
+                    if raw == self.init_pid && self.exited.is_none() {
+                        self.exited = Some(Exited {
+                            exit_code: exit::exit_code(status),
+                            finished_at: rfc3339_nanos_fixed(SystemTime::now()),
+                            drain_deadline: Instant::now() + DRAIN_AFTER_EXIT,
+                        });
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    fn maybe_record_exit(&mut self) {
+        let Some(exited) = &self.exited else { return };
+        if self.recorded.is_some()
+            || (self.outputs_open() && Instant::now() < exited.drain_deadline)
+        {
+            return;
+        }
+        let info = ExitInfo {
+            exit_code: exited.exit_code,
+            finished_at: exited.finished_at.clone(),
+            oom_killed: exit::oom_killed(self.oom_counter.as_deref()),
+        };
+        if let Err(e) = exit::write_exit_file(&self.args.state_dir, &info) {
+            eprintln!("estiba-shim {}: {e:#}", self.args.id);
+        }
+        let line = ok_line(&info);
+        for conn in &mut self.conns {
+            if matches!(conn.phase, Phase::Wait) {
+                conn.reply(&line);
+                conn.dead = true;
+            }
+        }
+        self.recorded = Some(info);
+        self.close_attach_streams();
+        self.stdin = None;
+        self.stdin_buf.clear();
+    }
+
+    fn close_attach_streams(&mut self) {
+        for conn in &mut self.conns {
+            if let Phase::Attach(a) = &mut conn.phase {
+                a.closing = true;
+            }
+            conn.flush();
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if self.conns.len() >= MAX_CONNS || stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.conns.push(Conn {
+                        stream,
+                        phase: Phase::Request(Vec::new()),
+                        deadline: Some(Instant::now() + REQUEST_TIMEOUT),
+                        dead: false,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn pump_output(&mut self, stream: Stream) {
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        for _ in 0..READS_PER_TURN {
+            let fd = match stream {
+                Stream::Stdout => self.stdout.as_ref(),
+                Stream::Stderr => self.stderr.as_ref(),
+            };
+            let Some(fd) = fd else { return };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => return self.output_ended(stream),
+                Ok(n) => self.distribute(stream, &buf[..n]),
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(rustix::io::Errno::INTR) => {}
+                // EIO: the pty's other side is closed.
+                Err(_) => return self.output_ended(stream),
+            }
+        }
+    }
+
+    fn output_ended(&mut self, stream: Stream) {
+        if let Err(e) = self.log.finish(stream, SystemTime::now()) {
+            eprintln!("estiba-shim {}: log: {e}", self.args.id);
+        }
+        match stream {
+            Stream::Stdout => self.stdout = None,
+            Stream::Stderr => self.stderr = None,
+        }
+    }
+
+    fn distribute(&mut self, stream: Stream, data: &[u8]) {
+        if let Err(e) = self.log.write(stream, data, SystemTime::now()) {
+            eprintln!("estiba-shim {}: log: {e}", self.args.id);
+        }
+        let tty = self.args.tty;
+        for conn in &mut self.conns {
+            let Phase::Attach(a) = &mut conn.phase else {
+                continue;
+            };
+            let wanted = match stream {
+                Stream::Stdout => a.options.stdout,
+                Stream::Stderr => a.options.stderr,
+            };
+            if !wanted || a.closing {
+                continue;
+            }
+            if !tty {
+                let kind = match stream {
+                    Stream::Stdout => 1u8,
+                    Stream::Stderr => 2u8,
+                };
+                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                a.out.extend_from_slice(&[kind, 0, 0, 0]);
+                a.out.extend_from_slice(&len.to_be_bytes());
+            }
+            a.out.extend_from_slice(data);
+            conn.flush();
+        }
+    }
+
+    fn feed_stdin(&mut self) {
+        let Some(fd) = &self.stdin else { return };
+        while !self.stdin_buf.is_empty() {
+            match rustix::io::write(fd, &self.stdin_buf) {
+                Ok(n) => {
+                    self.stdin_buf.drain(..n);
+                }
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    // The container closed its stdin (or exited): nothing more can go there.
+                    self.stdin = None;
+                    self.stdin_buf.clear();
+                    return;
+                }
+            }
+        }
+        if self.stdin_buf.is_empty() && self.close_stdin_when_flushed {
+            self.stdin = None;
+        }
+    }
+
+    fn queue_stdin(&mut self, data: &[u8]) {
+        if self.stdin.is_some() && !data.is_empty() {
+            self.stdin_buf.extend_from_slice(data);
+            self.feed_stdin();
+        }
+    }
+
+    /// The client of an attach with `stdin_once` is done sending: the container's stdin ends too
+    /// (a pty has no separate stdin to end, so it stays open).
+    fn stdin_done(&mut self) {
+        if self.pty.is_none() {
+            self.close_stdin_when_flushed = true;
+            self.feed_stdin();
+            if self.stdin_buf.is_empty() {
+                self.stdin = None;
+            }
+        }
+    }
+
+    fn serve(&mut self, i: usize, revents: PollFlags) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Request(buf) => {
+                let mut chunk = [0u8; 1024];
+                match (&conn.stream).read(&mut chunk) {
+                    Ok(0) => conn.dead = true,
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                            let rest = buf.split_off(pos + 1);
+                            let line = std::mem::take(buf);
+                            conn.deadline = None;
+                            self.handle_request(i, &line, &rest);
+                        } else if buf.len() >= MAX_LINE_BYTES {
+                            conn.reply(&error_line("request line too long"));
+                            conn.dead = true;
+                        }
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(_) => conn.dead = true,
+                }
+            }
+            Phase::Wait => {
+                if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+                    conn.dead = true;
+                }
+            }
+            Phase::Attach(_) => self.serve_attach(i, revents),
+        }
+    }
+
+    fn serve_attach(&mut self, i: usize, revents: PollFlags) {
+        if revents.contains(PollFlags::IN) || revents.contains(PollFlags::HUP) {
+            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+            let Some(conn) = self.conns.get_mut(i) else {
+                return;
+            };
+            let (stdin, stdin_once) = match &conn.phase {
+                Phase::Attach(a) if a.input_open => (a.options.stdin, a.options.stdin_once),
+                _ => (false, false),
+            };
+            let mut ended = false;
+            let mut data = Vec::new();
+            match (&conn.stream).read(&mut chunk) {
+                Ok(0) => ended = true,
+                Ok(n) => data.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => {
+                    ended = true;
+                    conn.dead = true;
+                }
+            }
+            if ended {
+                if let Phase::Attach(a) = &mut conn.phase {
+                    a.input_open = false;
+                }
+            }
+            if stdin {
+                self.queue_stdin(&data);
+                if ended && stdin_once {
+                    self.stdin_done();
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        if revents.contains(PollFlags::OUT) {
+            conn.flush();
+        }
+        if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+            conn.dead = true;
+        }
+    }
+
+    fn handle_request(&mut self, i: usize, line: &[u8], rest: &[u8]) {
+        let request: Request = match serde_json::from_slice(line) {
+            Ok(r) => r,
+            Err(e) => return self.finish(i, error_line(&format!("invalid request: {e}"))),
+        };
+        match request {
+            Request::Start => {
+                let reply = self.start().map(|()| ok_line(Empty {}));
+                self.finish(i, reply.unwrap_or_else(|e| error_line(&format!("{e:#}"))));
+            }
+            Request::State => {
+                let line = ok_line(self.state());
+                self.finish(i, line);
+            }
+            Request::Kill { signal, all } => {
+                let reply = self.kill(signal, all).map(|()| ok_line(Empty {}));
+                self.finish(i, reply.unwrap_or_else(|e| error_line(&format!("{e:#}"))));
+            }
+            Request::Wait => match &self.recorded {
+                Some(info) => {
+                    let line = ok_line(info);
+                    self.finish(i, line);
+                }
+                None => {
+                    if let Some(conn) = self.conns.get_mut(i) {
+                        conn.phase = Phase::Wait;
+                    }
+                }
+            },
+            Request::Attach(options) => self.attach(i, options, rest),
+            Request::Resize { height, width } => {
+                let reply = match &self.pty {
+                    Some(pty) => {
+                        let size = rustix::termios::Winsize {
+                            ws_row: height,
+                            ws_col: width,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        match rustix::termios::tcsetwinsize(pty, size) {
+                            Ok(()) => ok_line(Empty {}),
+                            Err(e) => error_line(&format!("resize: {e}")),
+                        }
+                    }
+                    None => error_line("the container has no tty"),
+                };
+                self.finish(i, reply);
+            }
+            Request::Shutdown => {
+                let reply = self.shutdown().map(|()| ok_line(Empty {}));
+                self.finish(i, reply.unwrap_or_else(|e| error_line(&format!("{e:#}"))));
+            }
+        }
+    }
+
+    /// Sends the reply and closes the connection.
+    fn finish(&mut self, i: usize, line: Vec<u8>) {
+        if let Some(conn) = self.conns.get_mut(i) {
+            conn.reply(&line);
+            conn.dead = true;
+        }
+    }
+
+    fn status(&self) -> Status {
+        if self.recorded.is_some() {
+            Status::Stopped
+        } else if self.started_at.is_some() {
+            Status::Running
+        } else {
+            Status::Created
+        }
+    }
+
+    fn state(&self) -> ContainerState {
+        ContainerState {
+            status: self.status(),
+            pid: self.init_pid,
+            exit_code: self.recorded.as_ref().map(|r| r.exit_code),
+            started_at: self.started_at.clone(),
+            finished_at: self.recorded.as_ref().map(|r| r.finished_at.clone()),
+            oom_killed: self.recorded.as_ref().is_some_and(|r| r.oom_killed),
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
+        if self.exited.is_some() {
+            bail!("container has already exited");
+        }
+        if self.started_at.is_some() {
+            bail!("container is already running");
+        }
+        self.runtime.start()?;
+        self.started_at = Some(rfc3339_nanos_fixed(SystemTime::now()));
+        Ok(())
+    }
+
+    fn kill(&mut self, signal: i32, all: bool) -> Result<()> {
+        if !(1..=64).contains(&signal) {
+            bail!("invalid signal: {signal}");
+        }
+        if self.exited.is_some() {
+            bail!("container is not running");
+        }
+        if all {
+            return self.runtime.kill(signal, true);
+        }
+        // The init is our child and not yet reaped, so its pid cannot have been reused.
+        match (
+            Signal::from_named_raw(signal),
+            Pid::from_raw(i32::try_from(self.init_pid).unwrap_or(0)),
+        ) {
+            (Some(sig), Some(pid)) => rustix::process::kill_process(pid, sig)
+                .map_err(|e| anyhow!("kill {}: {e}", self.init_pid)),
+            _ => self.runtime.kill(signal, false),
+        }
+    }
+
+    fn attach(&mut self, i: usize, options: AttachOptions, rest: &[u8]) {
+        let ended = self.recorded.is_some() || !self.outputs_open();
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        conn.reply(&ok_line(Empty {}));
+        if conn.dead {
+            return;
+        }
+        conn.phase = Phase::Attach(Attach {
+            options,
+            input_open: true,
+            out: Vec::new(),
+            closing: ended,
+        });
+        conn.flush();
+        if options.stdin {
+            self.queue_stdin(rest);
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.recorded.is_none() {
+            bail!("container is still running");
+        }
+        self.runtime.delete(false).context("delete")?;
+        let _ = std::fs::remove_file(self.args.state_file(estiba_shim::SOCKET_NAME));
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// Creates the container's stdio and the container itself.
+fn create(args: &ShimArgs, runtime: &Runtime, pid_file: &Path) -> Result<ContainerIo> {
+    let bundle = args.bundle.as_path();
+    if !args.tty {
+        let (io, create_stdio) = stdio::pipes(args.stdin)?;
+        runtime.create(bundle, pid_file, None, create_stdio)?;
+        return Ok(io);
+    }
+    let console_path = args.state_file(estiba_shim::CONSOLE_SOCKET_NAME);
+    let console = bind_private(&console_path)?;
+    let created = runtime.create(
+        bundle,
+        pid_file,
+        Some(&console_path),
+        stdio::tty_runtime_stdio(),
+    );
+    let io = created.and_then(|()| stdio::receive_pty(&console, args.stdin));
+    drop(console);
+    let _ = std::fs::remove_file(&console_path);
+    if io.is_err() {
+        let _ = runtime.delete(true);
+    }
+    io
+}
+
+/// Binds a unix socket only root can connect to (umask while binding, so there is no window).
+fn bind_private(path: &Path) -> Result<UnixListener> {
+    remove_if_exists(path)?;
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(old);
+    bound.with_context(|| format!("bind {}", path.display()))
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn read_pid(path: &Path) -> Result<u32> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    match text.trim().parse::<u32>() {
+        Ok(pid) if pid > 1 => Ok(pid),
+        _ => Err(anyhow!(
+            "invalid pid in {}: {:?}",
+            path.display(),
+            text.trim()
+        )),
+    }
+}

@@ -1,0 +1,103 @@
+//! The container's stdio: pipes, or a pty whose master the runtime sends over a console socket.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+
+use anyhow::{anyhow, Context, Result};
+use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use crate::runtime::CreateStdio;
+
+/// The shim's ends of the container's stdio.
+pub(crate) struct ContainerIo {
+    /// Read end of stdout, or the pty master (tty output is all "stdout").
+    pub(crate) stdout: Option<OwnedFd>,
+    /// Read end of stderr (none with a tty).
+    pub(crate) stderr: Option<OwnedFd>,
+    /// Write end of stdin, or a duplicate of the pty master (only with `--stdin`).
+    pub(crate) stdin: Option<OwnedFd>,
+    /// The pty master, for resizing (with a tty).
+    pub(crate) pty: Option<OwnedFd>,
+}
+
+/// Pipes for a non-tty container; the runtime's ends are returned for `create`.
+pub(crate) fn pipes(with_stdin: bool) -> Result<(ContainerIo, CreateStdio)> {
+    let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stdout")?;
+    let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stderr")?;
+    let (stdin, runtime_stdin) = if with_stdin {
+        let (in_r, in_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stdin")?;
+        (Some(in_w), Stdio::from(in_r))
+    } else {
+        (None, Stdio::null())
+    };
+    for fd in [&out_r, &err_r].into_iter().chain(stdin.as_ref()) {
+        rustix::io::ioctl_fionbio(fd, true).context("non-blocking stdio")?;
+    }
+    let io = ContainerIo {
+        stdout: Some(out_r),
+        stderr: Some(err_r),
+        stdin,
+        pty: None,
+    };
+    let create = CreateStdio {
+        stdin: runtime_stdin,
+        stdout: Stdio::from(out_w),
+        stderr: Stdio::from(err_w),
+    };
+    Ok((io, create))
+}
+
+/// The runtime's stdio when the container has a pty: nothing but stderr, captured in case the
+/// runtime fails before it can write its json log.
+pub(crate) fn tty_runtime_stdio() -> CreateStdio {
+    CreateStdio {
+        stdin: Stdio::null(),
+        stdout: Stdio::null(),
+        stderr: Stdio::piped(),
+    }
+}
+
+/// Receives the pty master the runtime sent over the console socket during `create` (it is
+/// queued in the socket, so this does not block once `create` has succeeded).
+pub(crate) fn receive_pty(listener: &UnixListener, with_stdin: bool) -> Result<ContainerIo> {
+    listener.set_nonblocking(true).context("console socket")?;
+    let (conn, _) = listener
+        .accept()
+        .context("the runtime did not send the console")?;
+    let mut name = [0u8; 4096];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    recvmsg(
+        &conn,
+        &mut [IoSliceMut::new(&mut name)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .context("receive the console")?;
+    let mut master = None;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for fd in fds {
+                master.get_or_insert(fd);
+            }
+        }
+    }
+    let master = master.ok_or_else(|| anyhow!("the runtime sent no console file descriptor"))?;
+    rustix::io::ioctl_fionbio(&master, true).context("non-blocking console")?;
+    let stdin = if with_stdin {
+        Some(master.try_clone().context("dup console")?)
+    } else {
+        None
+    };
+    let stdout = master.try_clone().context("dup console")?;
+    Ok(ContainerIo {
+        stdout: Some(stdout),
+        stderr: None,
+        stdin,
+        pty: Some(master),
+    })
+}
