@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
+use crate::cmd::container::args::{
+    AttachArgs, ContainerCommand, ExecArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
+    StartArgs, StatsArgs, StopArgs, TopArgs,
+};
 use crate::StatusError;
 
 #[derive(Parser, Debug)]
@@ -57,6 +61,45 @@ pub(crate) enum Command {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCommand),
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArgs),
+    /// Rename a container
+    Rename(NamesArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(NamesArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,7 +311,7 @@ pub(crate) struct DfArgs {
 }
 
 /// `key=value`, as docker's filter flag.
-fn parse_filter(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_filter(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) => Ok((k.trim().to_lowercase(), v.to_owned())),
         None => Err("bad format of filter (expected name=value)".to_owned()),
@@ -296,12 +339,24 @@ pub(crate) fn filters_json(filters: &[(String, String)]) -> Option<String> {
 pub(crate) fn usage(path: &str) -> String {
     let leaf = path.rsplit(' ').next().unwrap_or(path);
     let suffix = match leaf {
+        "ls" | "list" | "ps" if path.starts_with("container") => " [OPTIONS]",
         "images" | "ls" | "list" => " [OPTIONS] [REPOSITORY[:TAG]]",
         "inspect" if path == "inspect" => " [OPTIONS] NAME|ID [NAME|ID...]",
+        "inspect" if path == "container inspect" => " [OPTIONS] CONTAINER [CONTAINER...]",
+        "rm" | "remove" if !path.starts_with("image") => " [OPTIONS] CONTAINER [CONTAINER...]",
         "inspect" | "rmi" | "rm" | "remove" | "save" => " [OPTIONS] IMAGE [IMAGE...]",
         "tag" => " SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "history" => " [OPTIONS] IMAGE",
-        "image" | "system" => "",
+        "image" | "system" | "container" => "",
+        "run" | "create" => " [OPTIONS] IMAGE [COMMAND] [ARG...]",
+        "start" | "stop" | "kill" | "restart" => " [OPTIONS] CONTAINER [CONTAINER...]",
+        "wait" | "pause" | "unpause" => " CONTAINER [CONTAINER...]",
+        "logs" | "attach" => " [OPTIONS] CONTAINER",
+        "rename" => " CONTAINER NEW_NAME",
+        "top" => " CONTAINER [ps OPTIONS]",
+        "port" => " CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "exec" => " [OPTIONS] CONTAINER COMMAND [ARG...]",
+        "stats" => " [OPTIONS] [CONTAINER...]",
         "" => " [OPTIONS] COMMAND",
         _ => " [OPTIONS]",
     };

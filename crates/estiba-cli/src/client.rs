@@ -227,6 +227,108 @@ impl Client {
         Ok(resp)
     }
 
+    /// A second client to the same daemon (its own connection), for requests that run
+    /// alongside another one: `wait` while `attach` streams, signal forwarding.
+    pub(crate) fn fork(&self) -> Client {
+        Client {
+            host: self.host.clone(),
+            endpoint: self.endpoint.clone(),
+            sender: None,
+            version: self.version.clone(),
+        }
+    }
+
+    /// POSTs a JSON body and reads the JSON answer (`null` for an empty one).
+    pub(crate) async fn post_json(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let body = Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let resp = self
+            .request(Method::POST, path, body, Some("application/json"))
+            .await?;
+        let bytes = read_limited(resp.into_body(), MAX_BODY_BYTES).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).context("decoding the daemon's response")
+    }
+
+    /// Docker's hijack: POST `path` on a connection of its own with `Connection: Upgrade`,
+    /// `Upgrade: tcp`; after the daemon's 101 the connection carries the raw streams.
+    pub(crate) async fn hijack(
+        &mut self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let version = self.api_version().await?;
+        let mut sender = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let stream = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(|e| self.cannot_connect(&e))?;
+                handshake_upgradable(stream).await?
+            }
+            Endpoint::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|e| self.cannot_connect(&e))?;
+                let _ = stream.set_nodelay(true);
+                handshake_upgradable(stream).await?
+            }
+        };
+        let (body, content_type) = match body {
+            Some(v) => (
+                Full::new(Bytes::from(v.to_string()))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+                Some("application/json"),
+            ),
+            None => (empty_body(), None),
+        };
+        let mut req = self.build(
+            Method::POST,
+            format!("/v{version}{path}"),
+            body,
+            content_type,
+        )?;
+        req.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("Upgrade"),
+        );
+        req.headers_mut().insert(
+            hyper::header::UPGRADE,
+            hyper::header::HeaderValue::from_static("tcp"),
+        );
+        sender.ready().await.context("connecting to the daemon")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| anyhow!("error during connect: {e}"))?;
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            let is_json = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("json"));
+            let body = read_limited(resp.into_body(), MAX_ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
+            return Err(error_from_body(status, is_json, &body, path, &version).into());
+        }
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            bail!("unable to upgrade to tcp, received {}", status.as_u16());
+        }
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .context("upgrading the connection")?;
+        Ok(TokioIo::new(upgraded))
+    }
+
     /// GET a JSON document.
     pub(crate) async fn get_json(&mut self, path: &str) -> anyhow::Result<serde_json::Value> {
         let bytes = self.get_bytes(path).await?;
@@ -265,6 +367,20 @@ where
         // The connection ends when the daemon closes it or the CLI exits; errors surface on the
         // request that was in flight.
         let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn handshake_upgradable<S>(stream: S) -> anyhow::Result<SendRequest<ReqBody>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("http handshake with the daemon")?;
+    tokio::spawn(async move {
+        // Ends when the upgraded stream is dropped or the daemon hangs up.
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }
