@@ -4,6 +4,7 @@
 //! Docker's JSON exactly (`#[serde(rename_all = "PascalCase")]` plus explicit renames where Docker
 //! is irregular); the field docs say which API version dropped or added a field.
 
+pub mod container;
 mod de;
 pub mod error;
 pub mod event;
@@ -11,6 +12,10 @@ pub mod image;
 pub mod system;
 pub mod version;
 
+pub use container::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
+    ContainerSummary, ContainerWaitResponse,
+};
 pub use error::{ErrorDetail, ErrorResponse, JsonMessage};
 pub use event::{EventActor, EventMessage};
 pub use image::{

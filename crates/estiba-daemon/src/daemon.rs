@@ -18,7 +18,7 @@ use crate::config::{self, Config, Flags, GivenFlags, Reloadable};
 use crate::listen::{self, Bound, Host};
 use crate::lock::{DataRootLock, PidFile};
 use crate::logging::LogHandle;
-use crate::{host, server};
+use crate::{host, runtimes, server};
 
 /// Worker threads of the async runtime: the work is I/O-bound and blocking work has its own pool.
 const WORKER_THREADS: usize = 2;
@@ -89,15 +89,40 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     )
     .context("set up the storage driver")?;
     let driver_name = snapshots.driver_name();
-    let images = ImageService::open(
-        Arc::new(store),
-        Arc::from(snapshots),
+    let store = Arc::new(store);
+    let snapshots: Arc<dyn estiba_snapshot::Snapshotter> = Arc::from(snapshots);
+    let images = Arc::new(
+        ImageService::open(
+            Arc::clone(&store),
+            Arc::clone(&snapshots),
+            Arc::clone(&events),
+            ImageServiceConfig {
+                content_root: config.data_root.join("content"),
+            },
+        )
+        .context("open the image service")?,
+    );
+    let (runtimes, default_runtime) = runtimes::detect();
+    tracing::info!("default runtime: {default_runtime}");
+    let containers = estiba_container::ContainerService::open(
+        store,
+        snapshots,
+        Arc::clone(&images),
         Arc::clone(&events),
-        ImageServiceConfig {
-            content_root: config.data_root.join("content"),
+        estiba_container::ServiceConfig {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+            shim_binary: runtimes::sibling("estiba-shim"),
+            runtimes: runtimes.clone(),
+            default_runtime,
+            init_binary: None,
         },
     )
-    .context("open the image service")?;
+    .context("open the container service")?;
+    let weak = Arc::downgrade(&containers);
+    images.set_in_use_check(Box::new(move |image_id| {
+        weak.upgrade().and_then(|c| c.image_user(image_id))
+    }));
     let engine_id = host::engine_id(&config.data_root).context("read the engine ID")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -106,7 +131,9 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         driver_status: driver_status(&config.data_root),
         config,
         events,
-        images: Arc::new(images),
+        images,
+        containers,
+        runtimes,
         driver_name,
         engine_id,
         shutdown: shutdown_rx.clone(),

@@ -154,7 +154,12 @@ pub struct ImageService {
     /// Serializes operations that add or remove blobs, snapshots or records, so "is this still
     /// referenced?" questions cannot race with a load adding a reference. Reads never take it.
     mutate: Mutex<()>,
+    /// Who uses an image ID: `(short container ID, running)`, set by the container service.
+    in_use: std::sync::RwLock<Option<InUseCheck>>,
 }
+
+/// Answers whether a container uses an image: `Some((short container ID, running))`.
+pub type InUseCheck = Box<dyn Fn(&str) -> Option<(String, bool)> + Send + Sync>;
 
 /// How a user-given name was resolved.
 #[derive(Debug, Clone)]
@@ -181,6 +186,7 @@ impl ImageService {
             content,
             limits: LoadLimits::default(),
             mutate: Mutex::new(()),
+            in_use: std::sync::RwLock::new(None),
         };
         service.collect_garbage()?;
         Ok(service)
@@ -190,6 +196,18 @@ impl ImageService {
     pub fn with_limits(mut self, limits: LoadLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Installs the check `docker rmi` uses to refuse deleting an image a container uses
+    /// (Docker's "image is being used by running/stopped container" conflicts).
+    pub fn set_in_use_check(&self, check: InUseCheck) {
+        *self.in_use.write().unwrap_or_else(|e| e.into_inner()) = Some(check);
+    }
+
+    /// The container using image `id`, if any (see [`ImageService::set_in_use_check`]).
+    pub(crate) fn used_by(&self, id: &str) -> Option<(String, bool)> {
+        let check = self.in_use.read().unwrap_or_else(|e| e.into_inner());
+        check.as_ref().and_then(|f| f(id))
     }
 
     /// The content store (blobs by digest), for services that read image blobs.

@@ -55,6 +55,22 @@ impl From<ImageError> for ApiError {
     }
 }
 
+impl From<estiba_container::ContainerError> for ApiError {
+    fn from(e: estiba_container::ContainerError) -> Self {
+        use estiba_container::ContainerError as E;
+        let status = match &e {
+            E::NotFound(_) | E::ImageNotFound(_) => StatusCode::NOT_FOUND,
+            E::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!("container service: {e}");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {

@@ -3,6 +3,7 @@
 //! Every request goes through [`handle`]: it strips `/v1.NN`, refuses versions outside
 //! 1.24..=1.51, hands the rest to the router, and stamps Docker's headers on the answer.
 
+mod containers;
 mod error;
 mod events;
 mod filters;
@@ -41,6 +42,9 @@ pub(crate) struct AppState {
     pub(crate) reloadable: RwLock<Reloadable>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) images: Arc<ImageService>,
+    pub(crate) containers: Arc<estiba_container::ContainerService>,
+    /// Runtimes by name, as `/info` shows them.
+    pub(crate) runtimes: std::collections::BTreeMap<String, estiba_container::RuntimeConfig>,
     /// `overlay2` or `vfs`.
     pub(crate) driver_name: &'static str,
     /// `[["Backing Filesystem", "extfs"], ...]` for `/info`.
@@ -100,7 +104,22 @@ pub(crate) fn router(state: SharedState) -> Router {
                 .post(images::post_by_name)
                 .delete(images::remove),
         )
-        .route("/containers/create", post(system::containers_create))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state)

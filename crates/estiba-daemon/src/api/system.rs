@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,13 +15,11 @@ use estiba_api::{
 use estiba_image::service::ListFilters;
 
 use super::images::summary_to_api;
-use super::{read_json, ApiError, SharedState, Version};
+use super::{ApiError, SharedState, Version};
 use crate::host;
 
 /// The product name `docker version` shows for the server.
 pub(crate) const PLATFORM_NAME: &str = "Estiba Engine";
-/// The runtime containers use unless told otherwise.
-const DEFAULT_RUNTIME: &str = "estiba-runtime";
 
 pub(super) async fn ping() -> Response {
     let mut r = (StatusCode::OK, "OK").into_response();
@@ -117,24 +114,27 @@ pub(super) async fn info(State(state): State<SharedState>) -> Json<SystemInfo> {
             ));
         }
     }
-    let runtimes = [(DEFAULT_RUNTIME, "estiba-runtime"), ("runc", "runc")]
-        .into_iter()
-        .map(|(name, path)| {
+    let runtimes = state
+        .runtimes
+        .iter()
+        .map(|(name, r)| {
             (
-                name.to_string(),
+                name.clone(),
                 Runtime {
-                    path: path.to_string(),
-                    runtime_args: None,
+                    path: r.path.display().to_string(),
+                    runtime_args: (!r.args.is_empty()).then(|| r.args.clone()),
                 },
             )
         })
         .collect();
+    let (total, running, paused, stopped) = state.containers.counts();
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     Json(SystemInfo {
         id: state.engine_id.clone(),
-        containers: 0,
-        containers_running: 0,
-        containers_paused: 0,
-        containers_stopped: 0,
+        containers: count(total),
+        containers_running: count(running),
+        containers_paused: count(paused),
+        containers_stopped: count(stopped),
         images,
         driver: state.driver_name.to_string(),
         driver_status: state.driver_status.clone(),
@@ -181,7 +181,7 @@ pub(super) async fn info(State(state): State<SharedState>) -> Json<SystemInfo> {
         experimental_build: false,
         server_version: host::VERSION.to_string(),
         runtimes,
-        default_runtime: DEFAULT_RUNTIME.to_string(),
+        default_runtime: state.containers.default_runtime().to_string(),
         swarm: SwarmInfo {
             local_node_state: "inactive".to_string(),
             ..Default::default()
@@ -268,16 +268,6 @@ pub(super) async fn df(
         volumes: Vec::new(),
         build_cache: Vec::new(),
     }))
-}
-
-/// Containers arrive with their own issue; until then the body is still read within bounds
-/// and checked, so clients get Docker's 400/413 for a bad body and a clear 501 otherwise.
-pub(super) async fn containers_create(body: Body) -> Result<Response, ApiError> {
-    let _config: serde_json::Map<String, serde_json::Value> = read_json(body).await?;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "containers are not supported by this version of estiba",
-    ))
 }
 
 /// The API version a response is shaped for matters only below 1.44 (VirtualSize).

@@ -131,9 +131,11 @@ pub(super) fn remove_locked(
                 finish(svc, work);
                 return Ok((items, 0));
             }
+            check_container_conflicts(svc, &id, force)?;
             quiet = true;
         }
         Resolved::Id => {
+            check_container_conflicts(svc, &id, force)?;
             if is_single_reference(&tags, &digests) {
                 check_hard_conflicts(&tx, &id)?;
                 for r in tags.iter().chain(&digests) {
@@ -150,6 +152,22 @@ pub(super) fn remove_locked(
     let reclaimed = work.reclaimed_bytes;
     finish(svc, work);
     Ok((items, reclaimed))
+}
+
+/// Docker's container conflicts: a running container's image cannot be deleted even with
+/// force; a stopped container's only with force.
+fn check_container_conflicts(svc: &ImageService, id: &str, force: bool) -> Result<(), ImageError> {
+    match svc.used_by(id) {
+        Some((container, true)) => Err(ImageError::Conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image is being used by running container {container}",
+            short(id)
+        ))),
+        Some((container, false)) if !force => Err(ImageError::Conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by stopped container {container}",
+            short(id)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn short(id: &str) -> String {

@@ -1,0 +1,509 @@
+//! Starting a container: mount its rootfs, write the bundle (`config.json` from estiba-oci, and
+//! the generated `/etc` files), spawn its shim (which runs the runtime's `create`), connect the
+//! attaches that were waiting, then `start` — containerd's create/attach/start order, so no
+//! output is lost to an attach that came first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use estiba_oci::{
+    BindMount, CgroupnsMode, ContainerOptions, IpcMode, NetworkFiles, NetworkMode, PidMode,
+    Resources, SpecInput, TmpfsMount, Ulimit, UtsMode,
+};
+use estiba_shim::{ShimArgs, ShimClient, ShimError};
+
+use crate::error::{internal, ContainerError};
+use crate::files;
+use crate::model::{ContainerRecord, HostOptions, Status};
+use crate::service::{lock, remove_dir, Container, ContainerService, StartOutcome};
+
+/// Stack of a monitor thread: it only waits on a socket and updates a record.
+const MONITOR_STACK_BYTES: usize = 256 * 1024;
+
+/// A failed start: the error and the exit code Docker records for it.
+struct StartFailure(ContainerError, i64);
+
+fn fail(e: ContainerError) -> StartFailure {
+    StartFailure(e, 128)
+}
+
+/// Docker's wrapping of a runtime's create error, with its status and exit code: 127 for a
+/// missing executable, 126 for one that cannot be run (the docker CLI turns these into its own
+/// exit code).
+fn runtime_error(message: &str) -> StartFailure {
+    let text = format!(
+        "failed to create task for container: OCI runtime create failed: {message}: unknown"
+    );
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        StartFailure(ContainerError::InvalidParameter(text), 127)
+    } else if message.contains("permission denied") || message.contains("is a directory") {
+        StartFailure(ContainerError::InvalidParameter(text), 126)
+    } else {
+        StartFailure(ContainerError::Internal(text), 128)
+    }
+}
+
+/// `-v /src:/dst[:ro]` binds (named volumes arrive with the volume service).
+fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>, ContainerError> {
+    binds
+        .iter()
+        .map(|b| {
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dst, mode) = match parts.as_slice() {
+                [s, d] => (*s, *d, ""),
+                [s, d, m] => (*s, *d, *m),
+                _ => {
+                    return Err(ContainerError::InvalidParameter(format!(
+                        "invalid volume specification: '{b}'"
+                    )))
+                }
+            };
+            if !src.starts_with('/') {
+                return Err(ContainerError::InvalidParameter(format!(
+                    "invalid volume specification: '{b}': named volumes are not supported yet"
+                )));
+            }
+            Ok(BindMount {
+                source: PathBuf::from(src),
+                destination: dst.to_string(),
+                writable: !mode.split(',').any(|m| m == "ro"),
+                propagation: Default::default(),
+                non_recursive: false,
+            })
+        })
+        .collect()
+}
+
+fn no_new_privileges(security_opt: &[String]) -> bool {
+    security_opt.iter().any(|o| {
+        matches!(
+            o.as_str(),
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+        )
+    })
+}
+
+/// The spec options of a container's host settings.
+pub(crate) fn container_options(
+    record: &ContainerRecord,
+    host: &HostOptions,
+) -> Result<ContainerOptions, ContainerError> {
+    let network = match host.network_mode.as_str() {
+        "host" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        _ => NetworkMode::Private,
+    };
+    let ipc = match host.ipc_mode.as_str() {
+        "host" => IpcMode::Host,
+        "none" => IpcMode::None,
+        _ => IpcMode::Private,
+    };
+    let pid = if host.pid_mode == "host" {
+        PidMode::Host
+    } else {
+        PidMode::Private
+    };
+    let uts = if host.uts_mode == "host" {
+        UtsMode::Host
+    } else {
+        UtsMode::Private
+    };
+    let cgroupns = if host.cgroupns_mode == "private" {
+        CgroupnsMode::Private
+    } else {
+        CgroupnsMode::Host
+    };
+    let l = &host.limits;
+    let c = &record.config;
+    Ok(ContainerOptions {
+        cmd: None,
+        entrypoint: None,
+        env: c.env.clone(),
+        user: c.user.clone(),
+        hostname: c.hostname.clone(),
+        domainname: c.domainname.clone(),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
+        working_dir: c.working_dir.clone(),
+        cap_add: host.cap_add.clone(),
+        cap_drop: host.cap_drop.clone(),
+        privileged: host.privileged,
+        read_only: host.read_only,
+        tmpfs: host
+            .tmpfs
+            .iter()
+            .map(|(d, o)| TmpfsMount {
+                destination: d.clone(),
+                options: o.clone(),
+            })
+            .collect(),
+        shm_size_bytes: (host.shm_size_bytes > 0).then_some(host.shm_size_bytes),
+        ulimits: host
+            .ulimits
+            .iter()
+            .map(|u| Ulimit {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
+        no_new_privileges: no_new_privileges(&host.security_opt),
+        init: host.init.unwrap_or(false),
+        group_add: host.group_add.clone(),
+        masked_paths: host.masked_paths.clone(),
+        readonly_paths: host.readonly_paths.clone(),
+        sysctls: host.sysctls.clone(),
+        resources: Resources {
+            memory_bytes: l.memory_bytes,
+            memory_swap_bytes: l.memory_swap_bytes,
+            memory_reservation_bytes: l.memory_reservation_bytes,
+            memory_swappiness: l.memory_swappiness,
+            oom_kill_disable: l.oom_kill_disable.unwrap_or(false),
+            nano_cpus: l.nano_cpus,
+            cpu_shares: l.cpu_shares,
+            cpu_quota: l.cpu_quota,
+            cpu_period: l.cpu_period,
+            cpuset_cpus: l.cpuset_cpus.clone(),
+            cpuset_mems: l.cpuset_mems.clone(),
+            pids_limit: l.pids_limit,
+            blkio_weight: l.blkio_weight,
+        },
+        binds: parse_binds(&host.binds)?,
+        device_cgroup_rules: Vec::new(),
+        network,
+        ipc,
+        pid,
+        uts,
+        cgroupns,
+        oom_score_adj: i32::try_from(host.oom_score_adj).unwrap_or(0),
+        console_size: (host.console_size != [0, 0])
+            .then_some((host.console_size[0], host.console_size[1])),
+    })
+}
+
+/// Docker's `--log-opt max-size` units: k, m, g (binary multiples).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1024),
+        'm' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.saturating_mul(mult))
+}
+
+impl ContainerService {
+    /// `docker start`.
+    pub fn start(self: &Arc<Self>, name: &str) -> Result<StartOutcome, ContainerError> {
+        let c = self.get(name)?;
+        let guard = c.op_lock();
+        let record = c.snapshot();
+        match record.state.status {
+            Status::Running | Status::Paused | Status::Restarting => {
+                return Ok(StartOutcome::AlreadyRunning)
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ContainerError::Conflict(
+                    "container is marked for removal and cannot be started".to_string(),
+                ))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        let result = self.start_locked(&c, record);
+        drop(guard);
+        if result.is_err() && c.snapshot().host.auto_remove {
+            // Docker removes an AutoRemove container whose start failed.
+            if let Err(e) = self.remove_container(&c) {
+                tracing::warn!("auto-remove {}: {e}", c.id);
+            }
+        }
+        result.map(|()| StartOutcome::Started)
+    }
+
+    /// Starts a container whose op lock the caller holds.
+    pub(crate) fn start_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        record: ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        let dir = self.container_dir(&record.id);
+        let rootfs = dir.join("rootfs");
+        let state_dir = self.state_dir(&record.id);
+        let started = self
+            .create_task(&record, &dir, &rootfs, &state_dir)
+            .and_then(|client| self.run_task(c, &record, client));
+        match started {
+            Ok(pid) => {
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                let record = self.update(
+                    c,
+                    |r| {
+                        r.state.status = Status::Running;
+                        r.state.pid = pid;
+                        r.state.started_at = now;
+                        r.state.exit_code = 0;
+                        r.state.error.clear();
+                        r.state.oom_killed = false;
+                        r.state.has_been_started = true;
+                        r.state.has_been_manually_stopped = false;
+                    },
+                    false,
+                );
+                self.publish(&record, "start", &[]);
+                self.spawn_monitor(Arc::clone(c));
+                Ok(())
+            }
+            Err(StartFailure(e, exit_code)) => {
+                let _ = self.snapshots.unmount(&rootfs);
+                remove_dir(&state_dir);
+                lock(&c.pending_attaches).clear();
+                let message = e.to_string();
+                self.update(
+                    c,
+                    |r| {
+                        r.state.error = message;
+                        r.state.exit_code = exit_code;
+                    },
+                    false,
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Mounts the rootfs, writes the bundle and spawns the shim (runtime `create`).
+    fn create_task(
+        &self,
+        record: &ContainerRecord,
+        dir: &Path,
+        rootfs: &Path,
+        state_dir: &Path,
+    ) -> Result<ShimClient, StartFailure> {
+        std::fs::create_dir_all(rootfs)
+            .map_err(|e| fail(internal(format!("create {}: {e}", rootfs.display()))))?;
+        // A crash may have left it mounted; mounting twice would stack.
+        let _ = self.snapshots.unmount(rootfs);
+        self.snapshots
+            .mount(&record.snapshot_key, rootfs)
+            .map_err(|e| fail(internal(e)))?;
+        let spec = self.spec(record, dir, rootfs)?;
+        let bundle_config = dir.join("config.json");
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| fail(internal(e)))?;
+        write_file(&bundle_config, &json).map_err(fail)?;
+
+        let runtime = self
+            .config
+            .runtimes
+            .get(&record.host.runtime)
+            .ok_or_else(|| {
+                fail(ContainerError::InvalidParameter(format!(
+                    "unknown or invalid runtime name: {}",
+                    record.host.runtime
+                )))
+            })?;
+        remove_dir(state_dir);
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| fail(internal(format!("create {}: {e}", state_dir.display()))))?;
+        let runtime_root = self
+            .config
+            .exec_root
+            .join("runtime")
+            .join(&record.host.runtime);
+        let args = ShimArgs {
+            id: record.id.clone(),
+            bundle: dir.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            runtime: runtime.path.clone(),
+            runtime_root: Some(runtime_root),
+            runtime_args: runtime.args.clone(),
+            log_path: self.log_path(&record.id),
+            tty: record.config.tty,
+            stdin: record.config.open_stdin,
+            log_max_size_bytes: record
+                .host
+                .log_options
+                .get("max-size")
+                .and_then(|s| parse_size(s)),
+            log_max_files: record
+                .host
+                .log_options
+                .get("max-file")
+                .and_then(|s| s.parse().ok()),
+        };
+        match estiba_shim::spawn_shim(&self.config.shim_binary, &args) {
+            Ok(_pid) => ShimClient::for_state_dir(state_dir).map_err(|e| fail(internal(e))),
+            Err(ShimError::Failed(message)) => Err(runtime_error(&message)),
+            Err(e) => Err(fail(internal(format!("start shim: {e}")))),
+        }
+    }
+
+    /// Connects waiting attaches, starts the process; returns its pid.
+    fn run_task(
+        &self,
+        c: &Container,
+        record: &ContainerRecord,
+        client: ShimClient,
+    ) -> Result<u32, StartFailure> {
+        let pending: Vec<_> = lock(&c.pending_attaches).drain(..).collect();
+        for (options, tx) in pending {
+            match client.attach(options) {
+                Ok(stream) => {
+                    let _ = tx.send(stream);
+                }
+                Err(e) => tracing::warn!("attach to {}: {e}", record.id),
+            }
+        }
+        let started = client.start().and_then(|()| client.state());
+        match started {
+            Ok(state) => Ok(state.pid),
+            Err(e) => {
+                // The process exists (created) but never ran: kill it and let the shim go.
+                let _ = client.kill(9, true);
+                let _ = client.wait();
+                let _ = client.shutdown();
+                Err(match e {
+                    ShimError::Failed(m) => runtime_error(&m),
+                    other => fail(internal(other)),
+                })
+            }
+        }
+    }
+
+    /// The OCI spec of a container whose rootfs is mounted.
+    fn spec(
+        &self,
+        record: &ContainerRecord,
+        dir: &Path,
+        rootfs: &Path,
+    ) -> Result<estiba_oci::oci_spec::runtime::Spec, StartFailure> {
+        let options = container_options(record, &record.host).map_err(fail)?;
+        let user = estiba_oci::resolve_user(rootfs, &record.config.user, &record.host.group_add)
+            .map_err(|e| StartFailure(ContainerError::InvalidParameter(e.to_string()), 128))?;
+        let cwd = if record.config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            record.config.working_dir.clone()
+        };
+        estiba_oci::ensure_working_dir(rootfs, &cwd)
+            .map_err(|e| fail(ContainerError::InvalidParameter(e.to_string())))?;
+        let env = estiba_oci::process_env(
+            &record.config.env,
+            &record.config.hostname,
+            record.config.tty,
+        );
+        let (resolv, hostname, hosts) = self.container_files(&record.id);
+        let host_network = record.host.network_mode == "host";
+        write_file(
+            &hostname,
+            format!("{}\n", record.config.hostname).as_bytes(),
+        )
+        .map_err(fail)?;
+        write_file(&hosts, files::hosts(&record.host.extra_hosts).as_bytes()).map_err(fail)?;
+        let resolv_text = files::resolv_conf(
+            &files::host_resolv_conf(),
+            host_network,
+            &record.host.dns,
+            &record.host.dns_search,
+            &record.host.dns_options,
+        );
+        write_file(&resolv, resolv_text.as_bytes()).map_err(fail)?;
+        let _ = dir;
+        let host_devices = if record.host.privileged {
+            estiba_oci::host_devices().map_err(|e| fail(internal(e)))?
+        } else {
+            Vec::new()
+        };
+        let input = SpecInput {
+            container_id: record.id.clone(),
+            rootfs: rootfs.to_path_buf(),
+            user,
+            args: std::iter::once(record.path.clone())
+                .chain(record.args.iter().cloned())
+                .collect(),
+            env,
+            cwd,
+            hostname: record.config.hostname.clone(),
+            options,
+            network_files: NetworkFiles {
+                resolv_conf: Some(resolv),
+                hostname: (!host_network).then_some(hostname),
+                hosts: Some(hosts),
+            },
+            cgroups_path: format!("/estiba/{}", record.id),
+            init_path: self.config.init_binary.clone(),
+            seccomp: None,
+            host_devices,
+            host: self.host.clone(),
+        };
+        estiba_oci::build_spec(&input).map_err(|e| {
+            let err = match e {
+                estiba_oci::SpecError::Build(m) => internal(m),
+                other => ContainerError::InvalidParameter(other.to_string()),
+            };
+            fail(err)
+        })
+    }
+
+    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let service = Arc::clone(self);
+        let name = format!("monitor-{}", crate::names::short_id(&c.id));
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .stack_size(MONITOR_STACK_BYTES)
+            .spawn(move || service.monitor(c));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a monitor thread: {e}");
+        }
+    }
+}
+
+/// Writes a small file atomically (temp + rename), so a reader never sees half of it.
+pub(crate) fn write_file(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| internal(format!("write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sizes() {
+        let cases = [
+            ("10m", Some(10 << 20)),
+            ("1k", Some(1024)),
+            ("5", Some(5)),
+            ("2g", Some(2 << 30)),
+            ("x", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_size(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn runtime_errors_give_dockers_exit_codes() {
+        let cases = [
+            (
+                "exec: \"nosuchcmd\": executable file not found in $PATH",
+                127,
+            ),
+            ("exec: \"/etc\": permission denied", 126),
+            ("something else", 128),
+        ];
+        for (m, code) in cases {
+            let StartFailure(e, got) = runtime_error(m);
+            assert_eq!(got, code, "{m}");
+            assert!(e.to_string().contains(m));
+        }
+    }
+}
