@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 1: installs dependencies, builds everything (release), starts estibad on the
-# default socket and loads a sample busybox image made offline, then lists it with both CLIs.
+# default socket, loads a sample busybox image made offline and runs a container from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -24,5 +24,6 @@ sample=$(mktemp -d)/busybox.tar
 "$bin/estiba-mkimage" busybox -o "$sample" --tag busybox:latest
 "$bin/estiba" load -i "$sample"
 "$bin/estiba" images
+"$bin/estiba" run --rm busybox echo "hello from a container run by estibad"
 echo
 echo "estibad is running. Try: export DOCKER_HOST=$DOCKER_HOST; docker images"
