@@ -7,6 +7,7 @@ apt_packages=(
   busybox-static   # the test and sample images are made from its /bin/busybox
   libseccomp-dev   # seccomp for estiba-runtime (libcontainer)
   runc             # the second OCI runtime backend, and the shim tests' runtime
+  tini             # --init: /usr/bin/tini-static is bind-mounted as /sbin/docker-init
   pkg-config gcc make
   iproute2 util-linux procps psmisc curl
   python3 python3-pip

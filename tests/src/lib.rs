@@ -489,8 +489,44 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Force-removes every container, best effort and without panicking: containers outlive
+    /// the daemon by design, so a test that fails half-way would otherwise leave them running.
+    fn remove_all_containers(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let request = |method: &str, path: &str| {
+            let stream = UnixStream::connect(self.socket()).ok()?;
+            http::request_on(stream, method, path, &[], None).ok()
+        };
+        let Some(list) = request("GET", "/containers/json?all=1") else {
+            return;
+        };
+        if list.status != 200 {
+            return;
+        }
+        let ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&list.body)
+            .ok()
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("Id").and_then(|v| v.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            let _ = request("DELETE", &format!("/containers/{id}?force=1&v=1"));
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.remove_all_containers();
+        }
         let status = self.stop();
         let leftover = disk::mounts_under(self.dir());
         for mount in leftover.iter().rev() {

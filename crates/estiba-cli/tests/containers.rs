@@ -53,6 +53,12 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Containers outlive estibad by design: remove them first, or a failed test leaves
+        // them (and their shims and cgroups) running.
+        let ids = estiba(&self.host, &["ps", "-aq"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = estiba(&self.host, &["rm", "-f", id]);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

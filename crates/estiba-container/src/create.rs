@@ -72,6 +72,17 @@ pub(crate) struct ImageExtras {
 
 fn validate_restart_policy(req: &CreateRequest) -> Result<(), ContainerError> {
     let p = &req.host.restart_policy;
+    check_restart_policy(p)?;
+    if req.host.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+        return Err(ContainerError::InvalidParameter(
+            "can't create 'AutoRemove' container with restart policy".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A restart policy's name and retry count, with Docker's errors (also used by `update`).
+pub(crate) fn check_restart_policy(p: &crate::model::RestartPolicy) -> Result<(), ContainerError> {
     match p.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
             if p.maximum_retry_count != 0 {
@@ -93,11 +104,6 @@ fn validate_restart_policy(req: &CreateRequest) -> Result<(), ContainerError> {
                 "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
             )))
         }
-    }
-    if req.host.auto_remove && !matches!(p.name.as_str(), "" | "no") {
-        return Err(ContainerError::InvalidParameter(
-            "can't create 'AutoRemove' container with restart policy".to_string(),
-        ));
     }
     Ok(())
 }
@@ -124,6 +130,7 @@ impl ContainerService {
                 .to_string();
         }
         validate_restart_policy(&req)?;
+        crate::security::validate_security_opts(&req.host.security_opt)?;
         if req.host.runtime.is_empty() {
             req.host.runtime = self.config.default_runtime.clone();
         }
@@ -297,7 +304,7 @@ impl ContainerService {
 }
 
 /// The snapshot key of the image's top layer: the hex of its chain ID.
-fn top_layer_key(diff_ids: &[String]) -> Result<Option<String>, ContainerError> {
+pub(crate) fn top_layer_key(diff_ids: &[String]) -> Result<Option<String>, ContainerError> {
     use estiba_image::digest::{chain_ids, Digest};
     let diffs = diff_ids
         .iter()

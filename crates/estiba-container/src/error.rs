@@ -9,6 +9,9 @@ pub enum ContainerError {
     /// 404: the image to create from does not exist ("No such image: x:latest").
     #[error("{0}")]
     ImageNotFound(String),
+    /// 404: a path inside a container ("Could not find the file /x in container c").
+    #[error("{0}")]
+    PathNotFound(String),
     /// 400: bad input (a name, a signal, a policy).
     #[error("{0}")]
     InvalidParameter(String),

@@ -13,18 +13,32 @@
 //!   removed before the files it names, so a crash leaves garbage, never a dangling record.
 //! - Container snapshots are keyed `c-<id>`, never 64 hex (the image GC owns those keys).
 
+mod commit;
 mod create;
 mod error;
+mod exec;
 mod files;
+mod fs;
 mod lifecycle;
 mod logs;
 pub mod model;
 pub mod names;
+mod pause;
+mod rename;
+mod restart;
+mod security;
 mod service;
 mod start;
+mod stats;
 mod status;
+mod top;
+mod treetar;
+mod update;
 
+pub use commit::CommitOptions;
 pub use error::ContainerError;
+pub use exec::{ExecConfig, ExecInfo, ExecStream};
+pub use fs::{Change, ChangeKind, PathStat};
 pub use lifecycle::parse_signal;
 pub use logs::{LogOptions, LogStream};
 pub use model::{
@@ -35,4 +49,7 @@ pub use service::{
     wait, Attach, ContainerService, CreateRequest, ListFilters, RuntimeConfig, ServiceConfig,
     StartOutcome, StopOutcome, Summary, WaitCondition, WaitResult, Watch, MAX_CONTAINERS,
 };
+pub use stats::{BlkioEntry, CgroupSample, CpuSample, StatsSample};
 pub use status::{human_duration, status_string};
+pub use top::{parse_ps_output, TopResult};
+pub use update::ResourceUpdate;

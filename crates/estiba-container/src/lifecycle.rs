@@ -128,10 +128,15 @@ impl ContainerService {
             .snapshots
             .unmount(&self.container_dir(&c.id).join("rootfs"));
         remove_dir(&state_dir);
+        let restart = self.restart_delay(c, &record, i64::from(exit.exit_code));
         let record = self.update(
             c,
             |r| {
                 r.state.status = Status::Exited;
+                if restart.is_some() {
+                    r.state.status = Status::Restarting;
+                    r.state.restart_count += 1;
+                }
                 r.state.pid = 0;
                 r.state.exit_code = i64::from(exit.exit_code);
                 r.state.finished_at = exit.finished_at.clone();
@@ -145,6 +150,10 @@ impl ContainerService {
         let code = exit.exit_code.to_string();
         self.publish(&record, "die", &[("exitCode", &code)]);
         drop(guard);
+        if let Some(delay) = restart {
+            self.schedule_restart(Arc::clone(c), delay);
+            return;
+        }
         if record.host.auto_remove {
             if let Err(e) = self.remove_container(c) {
                 tracing::warn!("auto-remove {}: {e}", c.id);
@@ -183,6 +192,9 @@ impl ContainerService {
             None => 9,
         };
         let c = self.get(name)?;
+        if self.cancel_restart(&c) {
+            return Ok(());
+        }
         let record = c.snapshot();
         if !record.state.status.is_running() {
             return Err(ContainerError::Conflict(format!(
@@ -192,6 +204,8 @@ impl ContainerService {
         }
         let client = ShimClient::for_state_dir(self.state_dir(&c.id)).map_err(internal)?;
         client.kill(signal, false).map_err(internal)?;
+        // A frozen process gets the signal once thawed, as Docker resumes after killing.
+        self.thaw_if_paused(&c);
         self.publish(&record, "kill", &[("signal", &signal.to_string())]);
         Ok(())
     }
@@ -204,6 +218,10 @@ impl ContainerService {
         signal: Option<&str>,
     ) -> Result<StopOutcome, ContainerError> {
         let c = self.get(name)?;
+        if self.cancel_restart(&c) {
+            self.publish(&c.snapshot(), "stop", &[]);
+            return Ok(StopOutcome::Stopped);
+        }
         let record = c.snapshot();
         if !record.state.status.is_running() {
             return Ok(StopOutcome::NotRunning);
@@ -231,6 +249,7 @@ impl ContainerService {
         timeout_s: i64,
     ) -> Result<(), ContainerError> {
         let stopped = |r: &ContainerRecord| !r.state.status.is_running();
+        self.thaw_if_paused(c);
         let record = c.snapshot();
         if let Ok(client) = ShimClient::for_state_dir(self.state_dir(&c.id)) {
             if signal != 9 {
@@ -275,7 +294,18 @@ impl ContainerService {
     /// `docker rm`.
     pub fn remove(&self, name: &str, force: bool) -> Result<(), ContainerError> {
         let c = self.get(name)?;
-        let record = c.snapshot();
+        let mut record = c.snapshot();
+        if record.state.status == Status::Restarting && !force {
+            return Err(ContainerError::Conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                record.id
+            )));
+        }
+        if force {
+            // No restart may race the removal.
+            self.cancel_restart(&c);
+            record = c.snapshot();
+        }
         if record.state.status.is_running() {
             if !force {
                 return Err(ContainerError::Conflict(format!(
@@ -320,6 +350,7 @@ impl ContainerService {
         }
         remove_dir(&dir);
         remove_dir(&self.state_dir(&record.id));
+        self.exec_forget_container(&record.id);
         lock(&c.pending_attaches).clear();
         c.changed.notify_all();
         c.watch.send_modify(|w| w.removed = true);

@@ -142,6 +142,8 @@ pub(crate) struct Container {
     pub(crate) op: Mutex<()>,
     pub(crate) watch: watch::Sender<Watch>,
     pub(crate) pending_attaches: Mutex<Vec<(AttachOptions, oneshot::Sender<UnixStream>)>>,
+    /// The restart policy's back-off (in memory, as moby's restart manager).
+    pub(crate) restart: Mutex<crate::restart::Backoff>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -165,6 +167,7 @@ impl Container {
             op: Mutex::new(()),
             watch,
             pending_attaches: Mutex::new(Vec::new()),
+            restart: Mutex::new(Default::default()),
         })
     }
 
@@ -210,6 +213,8 @@ pub struct ContainerService {
     /// By ID. Creation and renames take the write lock, so names stay unique.
     pub(crate) containers: RwLock<BTreeMap<String, Arc<Container>>>,
     pub(crate) host: estiba_oci::HostInfo,
+    /// `docker exec` instances (in memory only, as Docker).
+    pub(crate) execs: crate::exec::ExecTable,
 }
 
 impl ContainerService {
@@ -247,9 +252,11 @@ impl ContainerService {
             config,
             containers: RwLock::new(map),
             host,
+            execs: Default::default(),
         });
         service.collect_garbage();
         service.restore();
+        service.start_by_policy();
         Ok(service)
     }
 
@@ -396,7 +403,11 @@ impl ContainerService {
         let all = filters.all || filters.limit.is_some() || !filters.status.is_empty();
         let mut out = Vec::new();
         for record in records {
-            if !all && !record.state.status.is_running() {
+            // Docker counts a restarting container as running.
+            if !all
+                && !record.state.status.is_running()
+                && record.state.status != Status::Restarting
+            {
                 continue;
             }
             if !matches(&record, filters) {

@@ -216,6 +216,8 @@ impl ContainerService {
             }
             Status::Created | Status::Exited => {}
         }
+        self.reset_restart(&c);
+        let record = c.snapshot();
         let result = self.start_locked(&c, record);
         drop(guard);
         if result.is_err() && c.snapshot().host.auto_remove {
@@ -420,6 +422,8 @@ impl ContainerService {
         } else {
             Vec::new()
         };
+        let seccomp = crate::security::seccomp(&options, &record.host.security_opt, &self.host)
+            .map_err(fail)?;
         let input = SpecInput {
             container_id: record.id.clone(),
             rootfs: rootfs.to_path_buf(),
@@ -438,13 +442,16 @@ impl ContainerService {
             },
             cgroups_path: format!("/estiba/{}", record.id),
             init_path: self.config.init_binary.clone(),
-            seccomp: None,
+            seccomp,
             host_devices,
             host: self.host.clone(),
         };
         estiba_oci::build_spec(&input).map_err(|e| {
             let err = match e {
                 estiba_oci::SpecError::Build(m) => internal(m),
+                estiba_oci::SpecError::NoInitBinary => ContainerError::InvalidParameter(
+                    "--init: no init binary: install Debian's tini package (/usr/bin/tini-static) or put docker-init next to estibad".to_string(),
+                ),
                 other => ContainerError::InvalidParameter(other.to_string()),
             };
             fail(err)

@@ -115,7 +115,8 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
             shim_binary: runtimes::sibling("estiba-shim"),
             runtimes: runtimes.clone(),
             default_runtime,
-            init_binary: None,
+            // `--init`'s docker-init: Debian's static tini runs in any rootfs.
+            init_binary: init_binary(),
         },
     )
     .context("open the container service")?;
@@ -260,4 +261,18 @@ fn driver_status(data_root: &Path) -> Vec<[String; 2]> {
         Err(_) => "<unknown>",
     };
     vec![["Backing Filesystem".to_string(), fs.to_string()]]
+}
+
+/// `--init`'s binary: a `docker-init` next to estibad, else Debian's static tini.
+fn init_binary() -> Option<PathBuf> {
+    let found = [
+        runtimes::sibling("docker-init"),
+        PathBuf::from("/usr/bin/tini-static"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
+    if found.is_none() {
+        tracing::warn!("no init binary (install Debian's tini package): --init will fail");
+    }
+    found
 }

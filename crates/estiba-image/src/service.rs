@@ -5,6 +5,7 @@
 //! snapshots first and records them in one transaction last; a delete removes the records first
 //! and the files after. Whatever a crash leaves unreferenced is collected by [`ImageService::open`].
 
+mod commit;
 mod filters;
 mod load;
 mod query;
@@ -14,6 +15,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use commit::CommitRequest;
 
 use estiba_events::{Event, EventBus};
 use estiba_snapshot::{SnapshotDirs, Snapshotter};

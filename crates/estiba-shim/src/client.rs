@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{AttachOptions, ContainerState, Empty, ExitInfo, Request, MAX_LINE_BYTES};
+use crate::protocol::{
+    AttachOptions, ContainerState, Empty, ExecExit, ExecOptions, ExecStarted, ExitInfo, Request,
+    MAX_LINE_BYTES,
+};
 
 /// How long a request other than `wait` may take before the client gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -116,6 +119,33 @@ impl ShimClient {
     /// Deletes the exited container from the runtime and stops the shim.
     pub fn shutdown(&self) -> Result<(), ShimError> {
         self.call::<Empty>(&Request::Shutdown, Some(REQUEST_TIMEOUT))
+            .map(|_| ())
+    }
+
+    /// Starts a process in the container; returns its pid and its stdio stream (no timeouts).
+    pub fn exec(&self, options: ExecOptions) -> Result<(u32, UnixStream), ShimError> {
+        let mut stream = self.open(Some(REQUEST_TIMEOUT))?;
+        send(&mut stream, &Request::Exec(options))?;
+        let started: ExecStarted = read_reply(&mut stream)?;
+        stream.set_read_timeout(None).map_err(ShimError::Io)?;
+        stream.set_write_timeout(None).map_err(ShimError::Io)?;
+        Ok((started.pid, stream))
+    }
+
+    /// Blocks until exec `id`'s exit is recorded; returns its exit code.
+    pub fn exec_wait(&self, id: &str) -> Result<i32, ShimError> {
+        let exit: ExecExit = self.call(&Request::ExecWait { id: id.to_owned() }, None)?;
+        Ok(exit.exit_code)
+    }
+
+    /// Sets the window size of exec `id`'s pty.
+    pub fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ShimError> {
+        let request = Request::ExecResize {
+            id: id.to_owned(),
+            height,
+            width,
+        };
+        self.call::<Empty>(&request, Some(REQUEST_TIMEOUT))
             .map(|_| ())
     }
 

@@ -49,6 +49,16 @@
 //!    - `{"op":"shutdown"}` → only after the exit is recorded: `<runtime> delete ID`, remove
 //!      `shim.sock`, reply, exit. An error (and the shim stays) while the container runs or when
 //!      delete fails.
+//!    - `{"op":"exec","id":"..","process":"<process.json>","tty":bool,"stdin":bool}` →
+//!      `<runtime> exec --process P --detach --pid-file <state-dir>/exec-<id>.pid
+//!      [--console-socket S] ID` with fresh pipes (or a pty) as the process's stdio; replies
+//!      `{"ok":true,"pid":N}` and the connection becomes the process's stream, framed as for
+//!      attach; with `stdin`, the client's EOF closes the process's stdin (pipes only). The
+//!      stream closes once the process has exited and its output is drained (at most 2 s).
+//!      Exec output never goes to the log. A failing runtime is an error reply with its message.
+//!    - `{"op":"exec_wait","id":".."}` → `{"ok":true,"exit_code":N}` once the exec's exit is
+//!      recorded; the exec is forgotten after its first wait is answered.
+//!    - `{"op":"exec_resize","id":"..","height":N,"width":N}` → `TIOCSWINSZ` on the exec's pty.
 //! 4. **Log.** Output goes to `--log-path` exactly as Docker's json-file driver writes it
 //!    (`{"log":"hi\n","stream":"stdout","time":"<RFC3339Nano UTC>"}` per line; lines longer than
 //!    16 KiB are split into partial records; tty output is `stdout`), rotated like Docker with
@@ -72,7 +82,9 @@ pub mod timefmt;
 
 pub use args::{ArgsError, ShimArgs};
 pub use client::{ShimClient, ShimError};
-pub use protocol::{AttachOptions, ContainerState, ExitInfo, Request, Status};
+pub use protocol::{
+    AttachOptions, ContainerState, ExecExit, ExecOptions, ExecStarted, ExitInfo, Request, Status,
+};
 pub use spawn::{read_exit_file, spawn_shim, SHIM_READY_TIMEOUT};
 
 /// Name of the shim's listening socket inside the state dir.

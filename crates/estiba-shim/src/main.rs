@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use estiba_shim::ShimArgs;
 
 mod daemonize;
+mod exec;
 mod exit;
 mod jsonlog;
 mod runtime;

@@ -34,6 +34,52 @@ pub enum Request {
     },
     /// Delete the exited container from the runtime and stop the shim.
     Shutdown,
+    /// Run a process in the running container (`<runtime> exec --detach`); the reply carries
+    /// its pid, then the connection is the process's stdio stream, framed as for attach.
+    Exec(ExecOptions),
+    /// Reply with the exit code of exec `id` once it is recorded.
+    ExecWait {
+        /// The exec's id, as given to `exec`.
+        id: String,
+    },
+    /// Set the window size of exec `id`'s pty.
+    ExecResize {
+        /// The exec's id.
+        id: String,
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
+}
+
+/// What `exec` runs and how its stdio is connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOptions {
+    /// The daemon's id for the exec (at most 128 bytes of `[0-9a-zA-Z_.-]`).
+    pub id: String,
+    /// An OCI process spec (JSON) for `<runtime> exec --process`.
+    pub process: std::path::PathBuf,
+    /// Give the process a pty (output raw instead of stdcopy frames).
+    #[serde(default)]
+    pub tty: bool,
+    /// Bytes the client sends go to the process's stdin; the client's EOF closes it.
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+/// Reply to `exec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStarted {
+    /// Pid of the process in the shim's pid namespace.
+    pub pid: u32,
+}
+
+/// Reply to `exec_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecExit {
+    /// Exit status, or 128 + the signal that killed the process.
+    pub exit_code: i32,
 }
 
 /// What an attach connection carries.
@@ -177,6 +223,27 @@ mod tests {
                 },
             ),
             (r#"{"op":"shutdown"}"#, Request::Shutdown),
+            (
+                r#"{"op":"exec","id":"e1","process":"/s/e1.json","tty":true}"#,
+                Request::Exec(ExecOptions {
+                    id: "e1".into(),
+                    process: "/s/e1.json".into(),
+                    tty: true,
+                    stdin: false,
+                }),
+            ),
+            (
+                r#"{"op":"exec_wait","id":"e1"}"#,
+                Request::ExecWait { id: "e1".into() },
+            ),
+            (
+                r#"{"op":"exec_resize","id":"e1","height":2,"width":3}"#,
+                Request::ExecResize {
+                    id: "e1".into(),
+                    height: 2,
+                    width: 3,
+                },
+            ),
         ];
         for (wire, want) in cases {
             let got: Request = serde_json::from_str(wire).unwrap();

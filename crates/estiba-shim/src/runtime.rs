@@ -74,6 +74,35 @@ impl Runtime {
         self.run(cmd, "create")
     }
 
+    /// `exec --process P --detach --pid-file F [--console-socket S] ID`: the process inherits
+    /// `stdio` and, once the runtime exits, is reparented to the shim (a subreaper).
+    pub(crate) fn exec(
+        &self,
+        process: &Path,
+        pid_file: &Path,
+        console_socket: Option<&Path>,
+        stdio: CreateStdio,
+    ) -> Result<()> {
+        let mut sub: Vec<OsString> = vec![
+            "exec".into(),
+            "--process".into(),
+            process.into(),
+            "--detach".into(),
+            "--pid-file".into(),
+            pid_file.into(),
+        ];
+        if let Some(socket) = console_socket {
+            sub.push("--console-socket".into());
+            sub.push(socket.into());
+        }
+        sub.push(self.id.clone().into());
+        let mut cmd = self.command(&sub);
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        self.run(cmd, "exec")
+    }
+
     pub(crate) fn start(&self) -> Result<()> {
         self.simple(&["start".into(), self.id.clone().into()], "start")
     }

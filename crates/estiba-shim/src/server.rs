@@ -18,6 +18,7 @@ use estiba_shim::{AttachOptions, ContainerState, ExitInfo, Request, ShimArgs, St
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, Signal, WaitOptions};
 
+use crate::exec::{Exec, ExecFd, MAX_EXECS};
 use crate::exit;
 use crate::jsonlog::{JsonLog, Stream};
 use crate::runtime::Runtime;
@@ -149,6 +150,7 @@ enum Token {
     Output(Stream),
     Stdin,
     Conn(usize),
+    Exec(usize, ExecFd),
 }
 
 struct Exited {
@@ -176,6 +178,7 @@ struct Shim {
     exited: Option<Exited>,
     recorded: Option<ExitInfo>,
     done: bool,
+    execs: Vec<Exec>,
 }
 
 impl Shim {
@@ -246,6 +249,7 @@ impl Shim {
             exited: None,
             recorded: None,
             done: false,
+            execs: Vec::new(),
         })
     }
 
@@ -277,6 +281,11 @@ impl Shim {
         }
         for conn in &self.conns {
             if let Some(d) = conn.deadline {
+                shorten(d);
+            }
+        }
+        for exec in &self.execs {
+            if let Some(d) = exec.deadline() {
                 shorten(d);
             }
         }
@@ -324,6 +333,12 @@ impl Shim {
             tokens.push(Token::Conn(i));
             fds.push(PollFd::new(&conn.stream, flags));
         }
+        for (i, exec) in self.execs.iter().enumerate() {
+            for (which, fd, flags) in exec.poll_fds() {
+                tokens.push(Token::Exec(i, which));
+                fds.push(PollFd::from_borrowed_fd(fd, flags));
+            }
+        }
         let ts = timeout.map(|t| {
             Timespec::try_from(t).unwrap_or(Timespec {
                 tv_sec: 1,
@@ -348,8 +363,17 @@ impl Shim {
                 Token::Output(stream) => self.pump_output(stream),
                 Token::Stdin => self.feed_stdin(),
                 Token::Conn(i) => self.serve(i, revents),
+                Token::Exec(i, which) => {
+                    if let Some(exec) = self.execs.get_mut(i) {
+                        exec.ready(which, revents);
+                    }
+                }
             }
         }
+        for exec in &mut self.execs {
+            exec.maybe_record();
+        }
+        self.execs.retain(|e| !e.finished());
         if !self.outputs_open() {
             self.close_attach_streams();
         }
@@ -377,6 +401,8 @@ impl Shim {
                             finished_at: rfc3339_nanos_fixed(SystemTime::now()),
                             drain_deadline: Instant::now() + DRAIN_AFTER_EXIT,
                         });
+                    } else if let Some(exec) = self.execs.iter_mut().find(|e| e.pid == raw) {
+                        exec.set_exited(exit::exit_code(status));
                     }
                 }
                 Err(rustix::io::Errno::INTR) => {}
@@ -673,6 +699,30 @@ impl Shim {
                 let reply = self.shutdown().map(|()| ok_line(Empty {}));
                 self.finish(i, reply.unwrap_or_else(|e| error_line(&format!("{e:#}"))));
             }
+            Request::Exec(options) => self.exec(i, &options, rest),
+            Request::ExecWait { id } => {
+                let Some(exec) = self.execs.iter_mut().find(|e| e.id == id) else {
+                    return self.finish(i, error_line(&format!("no such exec: {id}")));
+                };
+                let Some(conn) = self.conns.get_mut(i) else {
+                    return;
+                };
+                // The exec answers its waiters itself; this loop forgets the connection.
+                match conn.stream.try_clone() {
+                    Ok(stream) => {
+                        conn.dead = true;
+                        exec.add_waiter(stream);
+                    }
+                    Err(e) => conn.reply(&error_line(&format!("exec wait: {e}"))),
+                }
+            }
+            Request::ExecResize { id, height, width } => {
+                let reply = match self.execs.iter().find(|e| e.id == id) {
+                    Some(exec) => exec.resize(height, width),
+                    None => error_line(&format!("no such exec: {id}")),
+                };
+                self.finish(i, reply);
+            }
         }
     }
 
@@ -759,6 +809,40 @@ impl Shim {
         }
     }
 
+    /// Starts an exec; the connection becomes its stream (the exec owns a clone of it).
+    fn exec(&mut self, i: usize, options: &estiba_shim::ExecOptions, rest: &[u8]) {
+        if self.status() != Status::Running || self.exited.is_some() {
+            return self.finish(i, error_line("container is not running"));
+        }
+        if self.execs.iter().any(|e| e.id == options.id) {
+            return self.finish(i, error_line(&format!("exec {} exists", options.id)));
+        }
+        if self.execs.len() >= MAX_EXECS {
+            // Make room by forgetting the oldest exit nobody asked for.
+            match self.execs.iter().position(Exec::recorded) {
+                Some(oldest) => {
+                    self.execs.remove(oldest);
+                }
+                None => return self.finish(i, error_line("too many execs running")),
+            }
+        }
+        let mut exec = match Exec::start(&self.runtime, &self.args.state_dir, options) {
+            Ok(exec) => exec,
+            Err(e) => return self.finish(i, error_line(&format!("{e:#}"))),
+        };
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        conn.reply(&ok_line(estiba_shim::ExecStarted { pid: exec.pid }));
+        if !conn.dead {
+            if let Ok(stream) = conn.stream.try_clone() {
+                exec.set_conn(stream, rest);
+            }
+        }
+        conn.dead = true;
+        self.execs.push(exec);
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         if self.recorded.is_none() {
             bail!("container is still running");
@@ -796,7 +880,7 @@ fn create(args: &ShimArgs, runtime: &Runtime, pid_file: &Path) -> Result<Contain
 }
 
 /// Binds a unix socket only root can connect to (umask while binding, so there is no window).
-fn bind_private(path: &Path) -> Result<UnixListener> {
+pub(crate) fn bind_private(path: &Path) -> Result<UnixListener> {
     remove_if_exists(path)?;
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let bound = UnixListener::bind(path);
@@ -804,7 +888,7 @@ fn bind_private(path: &Path) -> Result<UnixListener> {
     bound.with_context(|| format!("bind {}", path.display()))
 }
 
-fn remove_if_exists(path: &Path) -> Result<()> {
+pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => {
             Err(e).with_context(|| format!("remove {}", path.display()))
@@ -813,7 +897,7 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-fn read_pid(path: &Path) -> Result<u32> {
+pub(crate) fn read_pid(path: &Path) -> Result<u32> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     match text.trim().parse::<u32>() {
         Ok(pid) if pid > 1 => Ok(pid),

@@ -63,15 +63,39 @@ pub fn apply_tar(
     layer: &mut dyn Read,
     whiteouts: Whiteouts,
 ) -> Result<LayerStats, SnapshotError> {
+    apply_tar_owned(dir, layer, whiteouts, None)
+}
+
+/// [`apply_tar`], with every entry owned by `owner` (uid, gid) instead of the tar's owners
+/// when given (`docker cp` without `-a`).
+pub fn apply_tar_owned(
+    dir: &Path,
+    layer: &mut dyn Read,
+    whiteouts: Whiteouts,
+    owner: Option<(u32, u32)>,
+) -> Result<LayerStats, SnapshotError> {
     let root = fsutil::open_dir_path(dir).map_err(|source| SnapshotError::Io {
         op: "open layer dir",
         path: dir.to_owned(),
         source,
     })?;
+    apply_tar_in(root, dir, layer, whiteouts, owner)
+}
+
+/// [`apply_tar_owned`] into an already opened directory `root` (a read-only directory
+/// descriptor, reached safely by the caller); `dir` only names it in messages.
+pub fn apply_tar_in(
+    root: OwnedFd,
+    dir: &Path,
+    layer: &mut dyn Read,
+    whiteouts: Whiteouts,
+    owner: Option<(u32, u32)>,
+) -> Result<LayerStats, SnapshotError> {
     let mut unpacker = Unpacker {
         root,
         dir,
         whiteouts,
+        owner,
         created: HashSet::new(),
         dir_times: Vec::new(),
         cache: None,
@@ -172,6 +196,8 @@ struct Unpacker<'a> {
     root: OwnedFd,
     dir: &'a Path,
     whiteouts: Whiteouts,
+    /// Overrides every entry's owner when set.
+    owner: Option<(u32, u32)>,
     /// Paths this layer created (entries and implicit parents), joined with `/`.
     created: HashSet<Vec<u8>>,
     /// Directory times, applied at the end so creating their contents does not change them.
@@ -395,6 +421,7 @@ impl Unpacker<'_> {
             .map_err(|_| invalid(name, "uid does not fit in 32 bits"))?;
         let gid = u32::try_from(header.gid().map_err(corrupt)?)
             .map_err(|_| invalid(name, "gid does not fit in 32 bits"))?;
+        let (uid, gid) = self.owner.unwrap_or((uid, gid));
         let mode = header.mode().map_err(corrupt)? & 0o7777;
         let mut mtime = Timespec {
             tv_sec: i64::try_from(header.mtime().map_err(corrupt)?).unwrap_or(i64::MAX),

@@ -59,7 +59,7 @@ impl From<estiba_container::ContainerError> for ApiError {
     fn from(e: estiba_container::ContainerError) -> Self {
         use estiba_container::ContainerError as E;
         let status = match &e {
-            E::NotFound(_) | E::ImageNotFound(_) => StatusCode::NOT_FOUND,
+            E::NotFound(_) | E::ImageNotFound(_) | E::PathNotFound(_) => StatusCode::NOT_FOUND,
             E::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -116,6 +116,25 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/exec", post(containers::exec::exec_create))
+        .route("/exec/{id}/start", post(containers::exec::exec_start))
+        .route("/exec/{id}/json", get(containers::exec::exec_inspect))
+        .route("/exec/{id}/resize", post(containers::exec::exec_resize))
+        .route("/containers/{id}/top", get(containers::exec::top))
+        .route("/containers/{id}/pause", post(containers::exec::pause))
+        .route("/containers/{id}/unpause", post(containers::exec::unpause))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update::update))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::fs::archive_get)
+                .head(containers::fs::archive_head)
+                .put(containers::fs::archive_put),
+        )
+        .route("/containers/{id}/changes", get(containers::fs::changes))
+        .route("/commit", post(containers::commit::commit))
+        .route("/containers/{id}/export", get(containers::fs::export))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

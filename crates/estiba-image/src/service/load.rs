@@ -288,7 +288,7 @@ fn apply_layer(
     })
 }
 
-fn snapshot_error(index: usize, e: SnapshotError) -> ImageError {
+pub(super) fn snapshot_error(index: usize, e: SnapshotError) -> ImageError {
     match e {
         SnapshotError::InvalidLayer(_) | SnapshotError::CorruptTar(_) => {
             ImageError::InvalidArchive(format!("layer {}: {e}", index + 1))

@@ -299,7 +299,8 @@ pub(super) fn inspect(
         args: r.args.clone(),
         state: ApiState {
             status: s.status.as_str().to_string(),
-            running: s.status.is_running(),
+            // Docker counts a restarting container as running.
+            running: s.status.is_running() || s.status == estiba_container::Status::Restarting,
             paused: s.status == estiba_container::Status::Paused,
             restarting: s.status == estiba_container::Status::Restarting,
             oom_killed: s.oom_killed,
@@ -338,7 +339,7 @@ pub(super) fn inspect(
         mount_label: String::new(),
         process_label: String::new(),
         app_armor_profile: String::new(),
-        exec_ids: None,
+        exec_ids: Some(svc.exec_ids(&r.id)).filter(|ids| !ids.is_empty()),
         host_config: api_host_config(&r.host),
         graph_driver: ContainerGraphDriver {
             data: graph,

@@ -3,7 +3,12 @@
 //! blocking pool, and shape the answer; attach hijacks the connection (see `attach.rs`).
 
 mod attach;
+pub(super) mod commit;
 mod convert;
+pub(super) mod exec;
+pub(super) mod fs;
+mod stats;
+pub(super) mod update;
 
 use std::sync::Arc;
 
@@ -29,6 +34,7 @@ use super::stream::{self, ChannelWriter, MidStreamError};
 use super::{read_json, ApiError, Params, SharedState, Version};
 
 pub(super) use attach::attach;
+pub(super) use stats::{rename, stats};
 
 /// Runs a blocking container-service call on the blocking pool.
 async fn blocking<T, F>(state: &SharedState, f: F) -> Result<T, ApiError>

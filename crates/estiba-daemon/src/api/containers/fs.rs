@@ -1,0 +1,204 @@
+//! The container filesystem endpoints: `/containers/{id}/archive` (GET, HEAD, PUT: `docker
+//! cp`), `/changes` (`docker diff`) and `/export` (`docker export`). Tarballs stream both ways
+//! through bounded channels; nothing is buffered whole.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use estiba_container::{ContainerService, PathStat};
+use serde::Serialize;
+
+use super::blocking;
+use crate::api::stream::{self, ChannelWriter, MidStreamError};
+use crate::api::{ApiError, Params, SharedState};
+
+/// The header carrying a path's stat, base64 JSON.
+const PATH_STAT_HEADER: &str = "x-docker-container-path-stat";
+
+/// Docker's `container.PathStat`.
+#[derive(Serialize)]
+struct PathStatBody<'a> {
+    name: &'a str,
+    size: i64,
+    mode: u32,
+    mtime: &'a str,
+    #[serde(rename = "linkTarget")]
+    link_target: &'a str,
+}
+
+/// Docker's `container.FilesystemChange`.
+#[derive(Serialize)]
+struct ChangeBody {
+    #[serde(rename = "Path")]
+    path: String,
+    #[serde(rename = "Kind")]
+    kind: u8,
+}
+
+fn path_param(params: &Params) -> Result<String, ApiError> {
+    match params.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => Err(ApiError::bad_request("path cannot be empty")),
+    }
+}
+
+fn stat_header(stat: &PathStat) -> Result<HeaderValue, ApiError> {
+    let json = serde_json::to_vec(&PathStatBody {
+        name: &stat.name,
+        size: stat.size_bytes,
+        mode: stat.mode,
+        mtime: &stat.mtime,
+        link_target: &stat.link_target,
+    })
+    .map_err(|e| ApiError::internal(format!("encode path stat: {e}")))?;
+    HeaderValue::from_str(&base64(&json))
+        .map_err(|e| ApiError::internal(format!("encode path stat: {e}")))
+}
+
+/// `HEAD /containers/{id}/archive?path=`.
+pub(in crate::api) async fn archive_head(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let path = path_param(&params)?;
+    let stat = blocking(&state, move |s| s.stat_path(&id, &path)).await?;
+    let mut response = StatusCode::OK.into_response();
+    response.headers_mut().insert(
+        HeaderName::from_static(PATH_STAT_HEADER),
+        stat_header(&stat)?,
+    );
+    Ok(response)
+}
+
+/// `GET /containers/{id}/archive?path=`: the stat header, then the tar stream.
+pub(in crate::api) async fn archive_get(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let path = path_param(&params)?;
+    let (id2, path2) = (id.clone(), path.clone());
+    let stat = blocking(&state, move |s| s.stat_path(&id2, &path2)).await?;
+    let header = stat_header(&stat)?;
+    let mut response = stream_tar(&state, move |s, out| s.archive_path(&id, &path, out)).await;
+    if response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(PATH_STAT_HEADER), header);
+    }
+    Ok(response)
+}
+
+/// `PUT /containers/{id}/archive?path=`: unpacks the body's tar into the directory `path`.
+pub(in crate::api) async fn archive_put(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    params: Params,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let path = path_param(&params)?;
+    let copy_uid_gid = matches!(params.get("copyUIDGID"), Some("1" | "true" | "True"));
+    let mut reader = stream::body_reader(body);
+    blocking(&state, move |s| {
+        s.extract_to(&id, &path, copy_uid_gid, &mut reader)
+    })
+    .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /containers/{id}/changes`.
+pub(in crate::api) async fn changes(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let changes = blocking(&state, move |s| s.changes(&id)).await?;
+    let body: Vec<ChangeBody> = changes
+        .into_iter()
+        .map(|c| ChangeBody {
+            path: c.path,
+            kind: c.kind as u8,
+        })
+        .collect();
+    Ok(Json(body).into_response())
+}
+
+/// `GET /containers/{id}/export`.
+pub(in crate::api) async fn export(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // An unknown container is a 404 before any byte.
+    let id2 = id.clone();
+    blocking(&state, move |s| s.resolve_id(&id2)).await?;
+    Ok(stream_tar(&state, move |s, out| s.export(&id, out)).await)
+}
+
+/// Runs a tar-writing service call on the blocking pool and streams what it writes.
+async fn stream_tar<F>(state: &SharedState, f: F) -> Response
+where
+    F: FnOnce(
+            &ContainerService,
+            &mut dyn std::io::Write,
+        ) -> Result<(), estiba_container::ContainerError>
+        + Send
+        + 'static,
+{
+    let (tx, rx) = stream::channel();
+    let svc = Arc::clone(&state.containers);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter::new(tx.clone());
+        let result = f(&svc, &mut out).map_err(ApiError::from).and_then(|()| {
+            std::io::Write::flush(&mut out)
+                .map_err(|e| ApiError::internal(format!("write tarball: {e}")))
+        });
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    stream::respond(rx, "application/x-tar", MidStreamError::Abort).await
+}
+
+/// Standard base64 with padding (the header is a few hundred bytes at most).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(input.as_bytes()), want);
+        }
+    }
+}
