@@ -186,10 +186,17 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    /// `docker ps`' COMMAND: the path and arguments joined by spaces.
+    /// `docker ps`' COMMAND as moby builds it: the path and arguments joined by spaces, an
+    /// argument that contains a space wrapped in single quotes (`sh -c 'echo hi; exit 3'`).
     pub fn command(&self) -> String {
-        std::iter::once(self.path.as_str())
-            .chain(self.args.iter().map(String::as_str))
+        std::iter::once(self.path.clone())
+            .chain(self.args.iter().map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            }))
             .collect::<Vec<_>>()
             .join(" ")
     }

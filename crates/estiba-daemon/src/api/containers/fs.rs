@@ -94,6 +94,9 @@ pub(in crate::api) async fn archive_get(
     Ok(response)
 }
 
+/// How much of a refused upload is read before the error answer (Go's net/http reads 256 KiB).
+const DRAIN_ON_ERROR_BYTES: u64 = 1 << 20;
+
 /// `PUT /containers/{id}/archive?path=`: unpacks the body's tar into the directory `path`.
 pub(in crate::api) async fn archive_put(
     State(state): State<SharedState>,
@@ -105,7 +108,17 @@ pub(in crate::api) async fn archive_put(
     let copy_uid_gid = matches!(params.get("copyUIDGID"), Some("1" | "true" | "True"));
     let mut reader = stream::body_reader(body);
     blocking(&state, move |s| {
-        s.extract_to(&id, &path, copy_uid_gid, &mut reader)
+        let result = s.extract_to(&id, &path, copy_uid_gid, &mut reader);
+        if result.is_err() {
+            // Read (a bounded part of) what the client is still sending before answering, as
+            // Go's net/http does: closing on a client mid-write makes it see "broken pipe"
+            // instead of our error.
+            let _ = std::io::copy(
+                &mut std::io::Read::take(&mut reader, DRAIN_ON_ERROR_BYTES),
+                &mut std::io::sink(),
+            );
+        }
+        result
     })
     .await?;
     Ok(StatusCode::OK.into_response())

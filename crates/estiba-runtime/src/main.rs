@@ -1,0 +1,96 @@
+//! estiba-runtime: an OCI runtime on youki's libcontainer with runc's command-line contract
+//! (global flags, subcommands, exit codes, `--log` lines), so the shim drives it, runc or crun
+//! the same way.
+
+mod cgroup;
+mod cli;
+mod container;
+mod exec;
+mod execerr;
+mod features;
+mod lifecycle;
+mod log;
+mod reap;
+mod signal;
+mod state;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::log::Logger;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+
+    // A process that enters the container can be attacked through /proc/self/exe
+    // (CVE-2019-5736): run from a sealed in-memory copy of ourselves. Only create and exec put a
+    // process of ours inside a container, and the copy costs a few milliseconds.
+    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) {
+        if let Err(e) = pentacle::ensure_sealed() {
+            eprintln!("estiba-runtime: failed to seal /proc/self/exe: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let logger = match Logger::new(cli.log.as_deref(), cli.log_format) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("estiba-runtime: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.debug {
+        logger.install_tracing(tracing::Level::DEBUG);
+    }
+
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            logger.write("error", &format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; the value is the exit status (the exec'd process's status for `exec`).
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if cli.systemd_cgroup {
+        bail!("--systemd-cgroup is not supported: estiba-runtime manages cgroups through cgroupfs");
+    }
+    if let Command::Features = cli.command {
+        println!("{}", serde_json::to_string_pretty(&features::features())?);
+        return Ok(0);
+    }
+    let root = container::prepare_root(&cli.root)?;
+    match &cli.command {
+        Command::Create(args) => lifecycle::create(&root, args)?,
+        Command::Start(a) => lifecycle::start(&root, &a.id)?,
+        Command::State(a) => {
+            let st = state::state(&root, &a.id)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&st).context("encode state")?
+            );
+        }
+        Command::Kill(args) => lifecycle::kill(&root, args)?,
+        Command::Delete(args) => lifecycle::delete(&root, args)?,
+        Command::Pause(a) => lifecycle::pause(&root, &a.id)?,
+        Command::Resume(a) => lifecycle::resume(&root, &a.id)?,
+        Command::Ps(args) => {
+            print!(
+                "{}",
+                cgroup::ps(&root, &args.id, &args.format, &args.ps_options)?
+            );
+        }
+        Command::Exec(args) => {
+            let status = exec::exec(&root, args)?;
+            return Ok(u8::try_from(status).unwrap_or(u8::MAX));
+        }
+        Command::Update(args) => cgroup::update(&root, &args.id, &args.resources)?,
+        Command::Features => {}
+    }
+    Ok(0)
+}
