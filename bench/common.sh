@@ -10,6 +10,12 @@ DOCKERD_SOCK=$BENCH_DIR/dockerd.sock
 pids=()
 
 cleanup() {
+  # Containers outlive estibad by design: remove them while it still runs.
+  for sock in "$ESTIBA_SOCK" "$DOCKERD_SOCK"; do
+    [ -S "$sock" ] || continue
+    ids=$(docker -H "unix://$sock" ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && docker -H "unix://$sock" rm -f $ids >/dev/null 2>&1 || true
+  done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -22,7 +28,8 @@ trap cleanup EXIT
 
 build() { # SKIP_BUILD=1 reuses the release binaries already in target/release
   [ -n "${SKIP_BUILD:-}" ] && return 0
-  (cd "$root" && cargo build --release -q -p estiba-daemon -p estiba-cli -p estiba-testimg)
+  (cd "$root" && cargo build --release -q -p estiba-daemon -p estiba-cli -p estiba-testimg \
+    -p estiba-shim -p estiba-runtime)
 }
 
 wait_sock() { # wait_sock SOCK: up to 30 s for /_ping on SOCK
