@@ -1,108 +1,14 @@
 //! End to end: the `estiba` binary against a real `estibad` (from the workspace's target dir) on a
 //! temporary socket and data-root, and against a fake engine that only speaks API 1.41.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
 
-/// How long the daemon may take to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Out {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-fn estiba(host: &str, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_estiba"))
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running estiba {args:?}: {e}"));
-    Out {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code().unwrap_or(-1),
-    }
-}
-
-#[track_caller]
-fn ok(host: &str, args: &[&str]) -> String {
-    let o = estiba(host, args);
-    assert_eq!(
-        o.code, 0,
-        "estiba {args:?} failed: stdout {:?} stderr {:?}",
-        o.stdout, o.stderr
-    );
-    o.stdout
-}
-
-/// A running estibad, killed (by its own pid) when dropped.
-struct Daemon {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn estibad_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    // target/<profile>/deps/cli-<hash> -> target/<profile>/estibad
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("no target dir above {}", exe.display()));
-    let path = dir.join("estibad");
-    assert!(
-        path.is_file(),
-        "{} is missing: build the workspace first (cargo build --workspace)",
-        path.display()
-    );
-    path
-}
-
-fn start_daemon() -> Daemon {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let sock = dir.path().join("estiba.sock");
-    let host = format!("unix://{}", sock.display());
-    let child = Command::new(estibad_path())
-        .arg("-H")
-        .arg(&host)
-        .arg("--data-root")
-        .arg(dir.path().join("data"))
-        .arg("--exec-root")
-        .arg(dir.path().join("run"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting estibad: {e}"));
-    let daemon = Daemon {
-        child,
-        host,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + START_TIMEOUT;
-    while UnixStream::connect(&sock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "estibad did not listen on {} within {START_TIMEOUT:?}",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    daemon
-}
+use common::{estiba, ok, start_daemon};
 
 fn write_busybox(path: &Path, tags: &[&str]) -> estiba_testimg::TestImage {
     let img = estiba_testimg::busybox()
