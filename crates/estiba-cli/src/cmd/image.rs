@@ -172,13 +172,52 @@ fn expand_image<'a>(img: &'a Value, need_digest: bool, show_digests: bool) -> Ve
     rows
 }
 
-fn render_image_row(r: &ImageRow<'_>, trunc: bool, now_nanos: i128) -> Value {
+/// The row fields a format refers to, so `images` with many rows computes only those (dates
+/// and sizes are most of its time); None when the format may use the whole row (`{{json .}}`,
+/// `{{.}}`, variables, `range`).
+pub(crate) fn row_fields_used(format: &str) -> Option<Vec<String>> {
+    let whole_row = [
+        "json .", "{{.}}", "{{ . }}", "$", "range", "with", "index", "printf",
+    ];
+    if whole_row.iter().any(|w| format.contains(w)) {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut rest = format;
+    while let Some(i) = rest.find('.') {
+        let name: String = rest[i + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            return None;
+        }
+        rest = &rest[i + 1 + name.len()..];
+        fields.push(name);
+    }
+    Some(fields)
+}
+
+fn render_image_row(
+    r: &ImageRow<'_>,
+    trunc: bool,
+    now_nanos: i128,
+    only: Option<&[String]>,
+) -> Value {
+    let wants = |field: &str| only.is_none_or(|f| f.iter().any(|x| x == field));
     let id = r.img.get("Id").and_then(Value::as_str).unwrap_or("");
     let created = i64_field(r.img, "Created", 0);
     let size = i64_field(r.img, "Size", 0);
     let shared = i64_field(r.img, "SharedSize", -1);
     let containers = i64_field(r.img, "Containers", -1);
     let na = |v: i64, s: String| if v == -1 { "N/A".to_owned() } else { s };
+    let lazy = |field: &str, f: &dyn Fn() -> String| {
+        if wants(field) {
+            f()
+        } else {
+            String::new()
+        }
+    };
     row(&[
         (
             "ID",
@@ -191,19 +230,36 @@ fn render_image_row(r: &ImageRow<'_>, trunc: bool, now_nanos: i128) -> Value {
         ("Repository", r.repo.clone()),
         ("Tag", r.tag.clone()),
         ("Digest", r.digest.clone()),
-        ("CreatedSince", since(created, now_nanos)),
-        ("CreatedAt", go_time_string(created)),
-        ("Size", human_size_precision(size as f64, 3)),
-        ("Containers", na(containers, containers.to_string())),
-        ("VirtualSize", human_size(size as f64)),
-        ("SharedSize", na(shared, human_size(shared as f64))),
+        (
+            "CreatedSince",
+            lazy("CreatedSince", &|| since(created, now_nanos)),
+        ),
+        ("CreatedAt", lazy("CreatedAt", &|| go_time_string(created))),
+        (
+            "Size",
+            lazy("Size", &|| human_size_precision(size as f64, 3)),
+        ),
+        (
+            "Containers",
+            lazy("Containers", &|| na(containers, containers.to_string())),
+        ),
+        (
+            "VirtualSize",
+            lazy("VirtualSize", &|| human_size(size as f64)),
+        ),
+        (
+            "SharedSize",
+            lazy("SharedSize", &|| na(shared, human_size(shared as f64))),
+        ),
         (
             "UniqueSize",
-            if size == -1 || shared == -1 {
-                "N/A".to_owned()
-            } else {
-                human_size((size - shared) as f64)
-            },
+            lazy("UniqueSize", &|| {
+                if size == -1 || shared == -1 {
+                    "N/A".to_owned()
+                } else {
+                    human_size((size - shared) as f64)
+                }
+            }),
         ),
     ])
 }
@@ -215,11 +271,23 @@ pub(crate) fn image_rows(
     need_digest: bool,
     show_digests: bool,
 ) -> Vec<Value> {
+    image_rows_with(images, trunc, need_digest, show_digests, None)
+}
+
+/// [`image_rows`] computing only the fields in `only` (see [`row_fields_used`]); the others are
+/// present but empty.
+fn image_rows_with(
+    images: &[Value],
+    trunc: bool,
+    need_digest: bool,
+    show_digests: bool,
+    only: Option<&[String]>,
+) -> Vec<Value> {
     let now = now_unix_nanos();
     let mut rows = Vec::with_capacity(images.len());
     for img in images {
         for r in expand_image(img, need_digest, show_digests) {
-            rows.push(render_image_row(&r, trunc, now));
+            rows.push(render_image_row(&r, trunc, now, only));
         }
     }
     rows
@@ -259,7 +327,8 @@ pub(crate) async fn list(client: &mut Client, a: ImagesArgs, path: &str) -> anyh
     };
     let need_digest = a.digests || format.contains("{{.Digest}}");
     let compiled = Format::new(&format)?;
-    let rows = image_rows(images, !a.no_trunc, need_digest, a.digests);
+    let only = row_fields_used(&format);
+    let rows = image_rows_with(images, !a.no_trunc, need_digest, a.digests, only.as_deref());
     out(&compiled.render(&image_header(), &rows)?)
 }
 
@@ -506,6 +575,51 @@ pub(crate) async fn prune(client: &mut Client, a: PruneArgs) -> anyhow::Result<(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fields_a_format_uses() {
+        let cases: &[(&str, Option<&[&str]>)] = &[
+            ("{{.ID}}", Some(&["ID"])),
+            (
+                "table {{.Repository}}\t{{.Tag}}\t{{.Size}}",
+                Some(&["Repository", "Tag", "Size"]),
+            ),
+            ("{{json .}}", None),
+            ("{{.}}", None),
+            ("{{range $k, $v := .}}{{$k}}{{end}}", None),
+            ("{{printf \"%s\" .Tag}}", None),
+            ("{{.ID | json}}", Some(&["ID"])),
+            ("a. b", None),
+        ];
+        for (format, want) in cases {
+            let got = row_fields_used(format);
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{format}");
+        }
+    }
+
+    #[test]
+    fn pruned_rows_render_like_full_rows() {
+        let images = vec![json!({
+            "Id": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "RepoTags": ["busybox:latest"], "RepoDigests": [], "Created": 1_700_000_000,
+            "Size": 1_982_904, "SharedSize": -1, "Containers": -1
+        })];
+        let format = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}";
+        let f = Format::new(format).unwrap();
+        let only = row_fields_used(format);
+        let full = f
+            .render(&image_header(), &image_rows(&images, true, false, false))
+            .unwrap();
+        let pruned = f
+            .render(
+                &image_header(),
+                &image_rows_with(&images, true, false, false, only.as_deref()),
+            )
+            .unwrap();
+        assert_eq!(full, pruned);
+        assert!(pruned.contains("1.98MB"), "{pruned}");
+    }
 
     #[test]
     fn image_rows_follow_docker() {
