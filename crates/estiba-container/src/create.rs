@@ -140,13 +140,19 @@ impl ContainerService {
                 req.host.runtime
             )));
         }
-        let limits = &req.host.limits;
-        if limits.memory_bytes < 0 {
-            return Err(ContainerError::InvalidParameter(
-                "invalid memory limit: must be a positive integer".to_string(),
-            ));
+        if let Some(signal) = &req.config.stop_signal {
+            crate::lifecycle::parse_signal(signal)?;
         }
-        if limits.memory_bytes > 0 && limits.memory_bytes < 6 * 1024 * 1024 {
+        // dockerd refuses a relative working dir at create, before anything exists.
+        let wd = &req.config.working_dir;
+        if !wd.is_empty() && !wd.starts_with('/') {
+            return Err(ContainerError::InvalidParameter(format!(
+                "the working directory '{wd}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        let limits = &req.host.limits;
+        // dockerd: any non-zero limit under 6MB, negative ones included.
+        if limits.memory_bytes != 0 && limits.memory_bytes < 6 * 1024 * 1024 {
             return Err(ContainerError::InvalidParameter(
                 "Minimum memory limit allowed is 6MB".to_string(),
             ));

@@ -83,6 +83,23 @@ const KEYS: &[(&str, &str)] = &[
     ("max_concurrent_uploads", "max-concurrent-uploads"),
 ];
 
+/// daemon.json keys that have no flag here.
+const FILE_ONLY_KEYS: &[&str] = &["runtimes", "default-runtime"];
+
+/// Most runtimes daemon.json may register.
+const MAX_RUNTIMES: usize = 64;
+/// Most arguments one registered runtime may have.
+const MAX_RUNTIME_ARGS: usize = 64;
+
+/// One OCI runtime registered in daemon.json's `runtimes` (dockerd's format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuntimeSpec {
+    /// The runtime binary (absolute, or looked up in `PATH`).
+    pub(crate) path: PathBuf,
+    /// Arguments put before every runtime command.
+    pub(crate) args: Vec<String>,
+}
+
 /// Logging levels dockerd accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LogLevel {
@@ -133,6 +150,10 @@ pub(crate) struct Config {
     pub(crate) labels: Vec<String>,
     pub(crate) max_concurrent_downloads: u32,
     pub(crate) max_concurrent_uploads: u32,
+    /// Runtimes from daemon.json's `runtimes`, by name.
+    pub(crate) runtimes: BTreeMap<String, RuntimeSpec>,
+    /// daemon.json's `default-runtime`, if given.
+    pub(crate) default_runtime: Option<String>,
 }
 
 impl Config {
@@ -279,7 +300,7 @@ pub(crate) fn merge(
     let mut unknown: Vec<&str> = file
         .keys()
         .map(String::as_str)
-        .filter(|k| !KEYS.iter().any(|(_, key)| key == k))
+        .filter(|k| !KEYS.iter().any(|(_, key)| key == k) && !FILE_ONLY_KEYS.contains(k))
         .collect();
     if !unknown.is_empty() {
         unknown.sort_unstable();
@@ -414,7 +435,59 @@ pub(crate) fn merge(
         labels,
         max_concurrent_downloads: number("max-concurrent-downloads", 3)?,
         max_concurrent_uploads: number("max-concurrent-uploads", 5)?,
+        runtimes: runtimes(file.get("runtimes"))?,
+        default_runtime: string("default-runtime")?,
     })
+}
+
+/// Parses daemon.json's `runtimes`: `{"name": {"path": "...", "runtimeArgs": ["..."]}}`.
+fn runtimes(value: Option<&Value>) -> Result<BTreeMap<String, RuntimeSpec>, ConfigError> {
+    const KEY: &str = "runtimes";
+    let map = match value {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(bad(KEY, "expected an object")),
+    };
+    if map.len() > MAX_RUNTIMES {
+        return Err(bad(KEY, &format!("more than {MAX_RUNTIMES} runtimes")));
+    }
+    let mut out = BTreeMap::new();
+    for (name, spec) in map {
+        if name.is_empty() {
+            return Err(bad(KEY, "runtime name must not be empty"));
+        }
+        let Value::Object(spec) = spec else {
+            return Err(bad(KEY, &format!("runtime {name}: expected an object")));
+        };
+        if let Some(other) = spec
+            .keys()
+            .find(|k| !matches!(k.as_str(), "path" | "runtimeArgs"))
+        {
+            return Err(bad(KEY, &format!("runtime {name}: unknown key {other:?}")));
+        }
+        let path = match spec.get("path") {
+            Some(Value::String(p)) if !p.is_empty() => PathBuf::from(p),
+            _ => return Err(bad(KEY, &format!("runtime {name}: path is required"))),
+        };
+        let args = match spec.get("runtimeArgs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_RUNTIME_ARGS => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(bad(KEY, &format!("runtime {name}: runtimeArgs must be strings"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(bad(
+                    KEY,
+                    &format!("runtime {name}: runtimeArgs must be a list of at most {MAX_RUNTIME_ARGS} strings"),
+                ))
+            }
+        };
+        out.insert(name.clone(), RuntimeSpec { path, args });
+    }
+    Ok(out)
 }
 
 fn is_set(v: &Value) -> bool {
@@ -540,6 +613,47 @@ mod tests {
             Some(Path::new("/etc/d.json")),
         )
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn runtimes_key() {
+        let ok = merged(
+            &[],
+            Some(json!({
+                "runtimes": {"myrunc": {"path": "/usr/sbin/runc", "runtimeArgs": ["--debug"]}},
+                "default-runtime": "myrunc"
+            })),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.runtimes.get("myrunc"),
+            Some(&RuntimeSpec {
+                path: PathBuf::from("/usr/sbin/runc"),
+                args: vec!["--debug".to_string()],
+            })
+        );
+        assert_eq!(ok.default_runtime.as_deref(), Some("myrunc"));
+        let cases = [
+            (json!({"runtimes": []}), "expected an object"),
+            (
+                json!({"runtimes": {"x": {}}}),
+                "runtime x: path is required",
+            ),
+            (json!({"runtimes": {"x": {"path": ""}}}), "path is required"),
+            (
+                json!({"runtimes": {"x": {"path": "/a", "args": []}}}),
+                "unknown key \"args\"",
+            ),
+            (
+                json!({"runtimes": {"x": {"path": "/a", "runtimeArgs": [1]}}}),
+                "runtimeArgs must be strings",
+            ),
+            (json!({"default-runtime": 3}), "expected a string"),
+        ];
+        for (file, want) in cases {
+            let err = merged(&[], Some(file.clone())).unwrap_err();
+            assert!(err.contains(want), "{file}: {err}");
+        }
     }
 
     #[test]

@@ -102,7 +102,9 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         )
         .context("open the image service")?,
     );
-    let (runtimes, default_runtime) = runtimes::detect();
+    let (runtimes, default_runtime) =
+        runtimes::resolve(&config.runtimes, config.default_runtime.as_deref())
+            .context("configure runtimes")?;
     tracing::info!("default runtime: {default_runtime}");
     let containers = estiba_container::ContainerService::open(
         store,
