@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# 50 concurrent `docker run -d --network none busybox sleep 600`: wall time for all 50, the
+# daemon's RSS with 50 containers running, and the average per-container shim RSS; estibad vs
+# dockerd (when installed). Issue 3's target: estibad <= 30 MB RSS with 50 containers.
+source "$(dirname "$0")/common.sh"
+N=${N:-50}
+build
+"$BIN/estiba-mkimage" busybox -o "$BENCH_DIR/busybox.tar" --tag busybox:latest
+
+# concurrent_runs HOST: starts N containers at once, prints the wall time in ms.
+concurrent_runs() {
+  local start end i pid failed=0 runs=()
+  start=$(date +%s%N)
+  for i in $(seq "$N"); do
+    docker -H "$1" run -d --network none busybox sleep 600 >/dev/null &
+    runs+=($!)
+  done
+  for pid in "${runs[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+  end=$(date +%s%N)
+  [ "$failed" -eq 0 ] || echo "$failed of $N runs failed" >&2
+  echo $(((end - start) / 1000000))
+}
+
+# avg_rss_kb PID...: average VmRSS in KiB.
+avg_rss_kb() {
+  [ $# -gt 0 ] || { echo 0; return; }
+  echo $(($(rss_kb "$@") / $#))
+}
+
+start_estibad
+E="unix://$ESTIBA_SOCK"
+docker -H "$E" load -q -i "$BENCH_DIR/busybox.tar" >/dev/null
+echo "estibad: $N concurrent runs: $(concurrent_runs "$E") ms"
+echo "estibad: running: $(docker -H "$E" ps -q | wc -l)"
+echo "estibad RSS with $N containers: $(rss_kb "$ESTIBAD_PID") KiB"
+mapfile -t shims < <(pgrep -f "estiba-shim.*$BENCH_DIR" || true)
+echo "estiba-shim: ${#shims[@]} processes, average RSS $(avg_rss_kb "${shims[@]}") KiB"
+
+if have_dockerd; then
+  start_dockerd
+  D="unix://$DOCKERD_SOCK"
+  docker -H "$D" load -q -i "$BENCH_DIR/busybox.tar" >/dev/null
+  echo "dockerd: $N concurrent runs: $(concurrent_runs "$D") ms"
+  echo "dockerd: running: $(docker -H "$D" ps -q | wc -l)"
+  containerd=$(pgrep -f "containerd.*$BENCH_DIR/docker-exec" -o || true)
+  echo "dockerd RSS with $N containers: $(rss_kb "$DOCKERD_PID") KiB" \
+    "(+ containerd $(rss_kb ${containerd:-}) KiB)"
+  mapfile -t cshims < <(pgrep -f "containerd-shim.*-namespace moby" || true)
+  echo "containerd-shim: ${#cshims[@]} processes, average RSS $(avg_rss_kb "${cshims[@]}") KiB"
+fi
