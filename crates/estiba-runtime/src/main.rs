@@ -25,16 +25,6 @@ use crate::log::Logger;
 fn main() -> ExitCode {
     let cli = Cli::parse();
 
-    // A process that enters the container can be attacked through /proc/self/exe
-    // (CVE-2019-5736): run from a sealed in-memory copy of ourselves. Only create and exec put a
-    // process of ours inside a container, and the copy costs a few milliseconds.
-    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) {
-        if let Err(e) = pentacle::ensure_sealed() {
-            eprintln!("estiba-runtime: failed to seal /proc/self/exe: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-
     let logger = match Logger::new(cli.log.as_deref(), cli.log_format) {
         Ok(l) => l,
         Err(e) => {
@@ -44,6 +34,18 @@ fn main() -> ExitCode {
     };
     if cli.debug {
         logger.install_tracing(tracing::Level::DEBUG);
+    }
+
+    // A process that enters the container can be attacked through /proc/self/exe
+    // (CVE-2019-5736): run from a sealed in-memory copy of ourselves. Only create and exec put a
+    // process of ours inside a container, and the copy costs a few milliseconds. The failure
+    // goes to the --log file: for create, our stderr is the container's, which nobody reads
+    // as the runtime's error.
+    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) {
+        if let Err(e) = pentacle::ensure_sealed() {
+            logger.write("error", &format!("failed to seal /proc/self/exe: {e}"));
+            return ExitCode::FAILURE;
+        }
     }
 
     match run(&cli) {
