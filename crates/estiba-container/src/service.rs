@@ -215,6 +215,12 @@ pub struct ContainerService {
     pub(crate) host: estiba_oci::HostInfo,
     /// `docker exec` instances (in memory only, as Docker).
     pub(crate) execs: crate::exec::ExecTable,
+    /// Named and anonymous volumes (mounted at start, released at remove).
+    #[allow(dead_code)] // until the volume work lands
+    pub(crate) volumes: Arc<estiba_volume::VolumeService>,
+    /// Networks (a container joins them at start, leaves them at exit).
+    #[allow(dead_code)] // until the network work lands
+    pub(crate) networks: Arc<estiba_net::NetworkService>,
 }
 
 impl ContainerService {
@@ -225,6 +231,8 @@ impl ContainerService {
         snapshots: Arc<dyn Snapshotter>,
         images: Arc<ImageService>,
         events: Arc<EventBus>,
+        volumes: Arc<estiba_volume::VolumeService>,
+        networks: Arc<estiba_net::NetworkService>,
         config: ServiceConfig,
     ) -> Result<Arc<ContainerService>, ContainerError> {
         let host = estiba_oci::HostInfo::detect().map_err(internal)?;
@@ -253,6 +261,8 @@ impl ContainerService {
             containers: RwLock::new(map),
             host,
             execs: Default::default(),
+            volumes,
+            networks,
         });
         service.collect_garbage();
         service.restore();

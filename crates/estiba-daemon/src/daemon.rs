@@ -106,11 +106,28 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         runtimes::resolve(&config.runtimes, config.default_runtime.as_deref())
             .context("configure runtimes")?;
     tracing::info!("default runtime: {default_runtime}");
+    let volumes = estiba_volume::VolumeService::open(
+        Arc::clone(&store),
+        Arc::clone(&events),
+        &config.data_root,
+    )
+    .context("open the volume service")?;
+    let networks = estiba_net::NetworkService::open(
+        Arc::clone(&store),
+        Arc::clone(&events),
+        estiba_net::NetConfig {
+            exec_root: config.exec_root.clone(),
+            data_root: config.data_root.clone(),
+        },
+    )
+    .context("open the network service")?;
     let containers = estiba_container::ContainerService::open(
         store,
         snapshots,
         Arc::clone(&images),
         Arc::clone(&events),
+        Arc::clone(&volumes),
+        Arc::clone(&networks),
         estiba_container::ServiceConfig {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
@@ -127,6 +144,17 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         weak.upgrade().and_then(|c| c.image_user(image_id))
     }));
     let engine_id = host::engine_id(&config.data_root).context("read the engine ID")?;
+    let registry = estiba_registry::RegistryService::new(
+        Arc::clone(&images),
+        Arc::clone(&events),
+        estiba_registry::RegistryConfig::default(),
+    );
+    let builder = estiba_build::Builder::new(
+        Arc::clone(&images),
+        Arc::clone(&containers),
+        Arc::clone(&events),
+        config.data_root.join("builder"),
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state: SharedState = Arc::new(AppState {
@@ -136,6 +164,10 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         events,
         images,
         containers,
+        volumes,
+        networks,
+        registry,
+        builder,
         runtimes,
         driver_name,
         engine_id,

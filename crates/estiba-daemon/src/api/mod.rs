@@ -3,13 +3,17 @@
 //! Every request goes through [`handle`]: it strips `/v1.NN`, refuses versions outside
 //! 1.24..=1.51, hands the rest to the router, and stamps Docker's headers on the answer.
 
+mod build;
 mod containers;
 mod error;
 mod events;
 mod filters;
 mod images;
+mod networks;
+mod registry;
 mod stream;
 mod system;
+mod volumes;
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
@@ -43,6 +47,14 @@ pub(crate) struct AppState {
     pub(crate) events: Arc<EventBus>,
     pub(crate) images: Arc<ImageService>,
     pub(crate) containers: Arc<estiba_container::ContainerService>,
+    #[allow(dead_code)] // until its endpoints land
+    pub(crate) volumes: Arc<estiba_volume::VolumeService>,
+    #[allow(dead_code)] // until its endpoints land
+    pub(crate) networks: Arc<estiba_net::NetworkService>,
+    #[allow(dead_code)] // until its endpoints land
+    pub(crate) registry: Arc<estiba_registry::RegistryService>,
+    #[allow(dead_code)] // until its endpoints land
+    pub(crate) builder: Arc<estiba_build::Builder>,
     /// Runtimes by name, as `/info` shows them.
     pub(crate) runtimes: std::collections::BTreeMap<String, estiba_container::RuntimeConfig>,
     /// `overlay2` or `vfs`.
@@ -139,6 +151,10 @@ pub(crate) fn router(state: SharedState) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .merge(volumes::routes())
+        .merge(networks::routes())
+        .merge(registry::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(state)

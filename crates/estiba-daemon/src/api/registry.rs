@@ -1,0 +1,10 @@
+//! Registry endpoints: `/images/create` (pull), push, `/auth`, `/distribution`.
+
+use axum::Router;
+
+use super::SharedState;
+
+/// This module's routes, merged into [`super::router`].
+pub(super) fn routes() -> Router<SharedState> {
+    Router::new()
+}
