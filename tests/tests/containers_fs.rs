@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use estiba_e2e::{testimg, token, Daemon};
+use estiba_e2e::{testimg, token, Cli, Daemon};
 
 fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
@@ -41,6 +41,15 @@ impl Drop for RemoveOnDrop<'_> {
 
 #[test]
 fn cp_in_and_out_of_running_and_stopped_containers() {
+    cp_round_trip(Cli::Docker);
+}
+
+#[test]
+fn cp_in_and_out_of_running_and_stopped_containers_with_estiba() {
+    cp_round_trip(Cli::Estiba);
+}
+
+fn cp_round_trip(cli: Cli) {
     let d = daemon_with_busybox();
     let _cleanup = RemoveOnDrop(&d, &["box", "cold"]);
     let work = tempfile::tempdir().expect("tempdir");
@@ -52,28 +61,40 @@ fn cp_in_and_out_of_running_and_stopped_containers() {
     std::fs::write(host_dir.join("sub/leaf"), "leaf\n").expect("write");
 
     // Running container.
-    d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "300"])
-        .ok();
-    d.docker(&["cp", host_file.to_str().unwrap_or_default(), "box:/tmp/"])
-        .ok();
-    d.docker(&["cp", host_dir.to_str().unwrap_or_default(), "box:/srv"])
-        .ok();
+    d.run(
+        cli,
+        &["run", "-d", "--name", "box", "busybox", "sleep", "300"],
+    )
+    .ok();
+    d.run(
+        cli,
+        &["cp", host_file.to_str().unwrap_or_default(), "box:/tmp/"],
+    )
+    .ok();
+    d.run(
+        cli,
+        &["cp", host_dir.to_str().unwrap_or_default(), "box:/srv"],
+    )
+    .ok();
     // diff and export work on a running container too.
-    let out = d.docker(&["diff", "box"]);
+    let out = d.run(cli, &["diff", "box"]);
     out.ok();
     for line in ["A /srv", "A /srv/sub/leaf", "C /tmp", "A /tmp/hello.txt"] {
         assert!(out.lines().contains(&line), "{line} missing: {out}");
     }
-    let out = d.docker(&["export", "box"]);
+    let out = d.run(cli, &["export", "box"]);
     out.ok();
 
     let back = work.path().join("back");
     std::fs::create_dir(&back).expect("mkdir");
-    d.docker(&[
-        "cp",
-        "box:/tmp/hello.txt",
-        back.to_str().unwrap_or_default(),
-    ])
+    d.run(
+        cli,
+        &[
+            "cp",
+            "box:/tmp/hello.txt",
+            back.to_str().unwrap_or_default(),
+        ],
+    )
     .ok();
     let got = back.join("hello.txt");
     assert_eq!(
@@ -81,21 +102,27 @@ fn cp_in_and_out_of_running_and_stopped_containers() {
         "hello from the host\n"
     );
     // Ownership inside the container: the container's root without -a, kept with -a.
-    d.docker(&[
-        "cp",
-        "-a",
-        host_file.to_str().unwrap_or_default(),
-        "box:/tmp/owned.txt",
-    ])
+    d.run(
+        cli,
+        &[
+            "cp",
+            "-a",
+            host_file.to_str().unwrap_or_default(),
+            "box:/tmp/owned.txt",
+        ],
+    )
     .ok();
     assert_eq!(owner_in(&d, "box", "/tmp/hello.txt"), (0, 0));
     assert_eq!(owner_in(&d, "box", "/tmp/owned.txt"), (1234, 2345));
 
-    d.docker(&[
-        "cp",
-        "box:/srv",
-        back.join("srv").to_str().unwrap_or_default(),
-    ])
+    d.run(
+        cli,
+        &[
+            "cp",
+            "box:/srv",
+            back.join("srv").to_str().unwrap_or_default(),
+        ],
+    )
     .ok();
     assert_eq!(
         std::fs::read_to_string(back.join("srv/sub/leaf")).expect("read"),
@@ -103,56 +130,74 @@ fn cp_in_and_out_of_running_and_stopped_containers() {
     );
 
     // Errors say what docker says.
-    let out = d.docker(&["cp", "box:/nope", back.to_str().unwrap_or_default()]);
+    let out = d.run(cli, &["cp", "box:/nope", back.to_str().unwrap_or_default()]);
     out.fails_with(1);
     assert!(
         out.stderr
             .contains("Could not find the file /nope in container box"),
         "{out}"
     );
-    let out = d.docker(&[
-        "cp",
-        host_file.to_str().unwrap_or_default(),
-        "box:/no/such/dir/x",
-    ]);
+    let out = d.run(
+        cli,
+        &[
+            "cp",
+            host_file.to_str().unwrap_or_default(),
+            "box:/no/such/dir/x",
+        ],
+    );
     out.fails_with(1);
     assert!(out.stderr.contains("Could not find the file /no"), "{out}");
 
     // Stopped container: the rootfs is mounted for the call only.
-    d.docker(&["kill", "box"]).ok();
-    d.docker(&["wait", "box"]).ok();
-    d.docker(&[
-        "cp",
-        "box:/srv/sub/leaf",
-        back.join("leaf2").to_str().unwrap_or_default(),
-    ])
+    d.run(cli, &["kill", "box"]).ok();
+    d.run(cli, &["wait", "box"]).ok();
+    d.run(
+        cli,
+        &[
+            "cp",
+            "box:/srv/sub/leaf",
+            back.join("leaf2").to_str().unwrap_or_default(),
+        ],
+    )
     .ok();
     assert_eq!(
         std::fs::read_to_string(back.join("leaf2")).expect("read"),
         "leaf\n"
     );
-    d.docker(&["cp", host_file.to_str().unwrap_or_default(), "box:/hello2"])
-        .ok();
-    d.docker(&[
-        "cp",
-        "box:/hello2",
-        back.join("hello2").to_str().unwrap_or_default(),
-    ])
+    d.run(
+        cli,
+        &["cp", host_file.to_str().unwrap_or_default(), "box:/hello2"],
+    )
+    .ok();
+    d.run(
+        cli,
+        &[
+            "cp",
+            "box:/hello2",
+            back.join("hello2").to_str().unwrap_or_default(),
+        ],
+    )
     .ok();
     assert_eq!(
         std::fs::read_to_string(back.join("hello2")).expect("read"),
         "hello from the host\n"
     );
-    d.docker(&["rm", "-f", "box"]).ok();
+    d.run(cli, &["rm", "-f", "box"]).ok();
 
-    d.docker(&["create", "--name", "cold", "busybox", "cat", "/hello2"])
-        .ok();
-    d.docker(&["cp", host_file.to_str().unwrap_or_default(), "cold:/hello2"])
-        .ok();
-    let out = d.docker(&["start", "-a", "cold"]);
+    d.run(
+        cli,
+        &["create", "--name", "cold", "busybox", "cat", "/hello2"],
+    )
+    .ok();
+    d.run(
+        cli,
+        &["cp", host_file.to_str().unwrap_or_default(), "cold:/hello2"],
+    )
+    .ok();
+    let out = d.run(cli, &["start", "-a", "cold"]);
     out.ok();
     assert_eq!(out.stdout, "hello from the host\n");
-    d.docker(&["rm", "cold"]).ok();
+    d.run(cli, &["rm", "cold"]).ok();
     assert_clean(&d);
 }
 
@@ -288,18 +333,30 @@ fn hostile_tar_over_put_archive_stays_inside() {
 
 #[test]
 fn diff_lists_added_changed_deleted() {
+    diff_check(Cli::Docker);
+}
+
+#[test]
+fn diff_lists_added_changed_deleted_with_estiba() {
+    diff_check(Cli::Estiba);
+}
+
+fn diff_check(cli: Cli) {
     let d = daemon_with_busybox();
-    d.docker(&[
-        "run",
-        "--name",
-        "changer",
-        "busybox",
-        "sh",
-        "-c",
-        "touch /new; rm /etc/passwd; mkdir -p /tmp/d; echo hi > /tmp/d/f",
-    ])
+    d.run(
+        cli,
+        &[
+            "run",
+            "--name",
+            "changer",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /new; rm /etc/passwd; mkdir -p /tmp/d; echo hi > /tmp/d/f",
+        ],
+    )
     .ok();
-    let out = d.docker(&["diff", "changer"]);
+    let out = d.run(cli, &["diff", "changer"]);
     out.ok();
     assert_eq!(
         out.lines(),
@@ -313,22 +370,34 @@ fn diff_lists_added_changed_deleted() {
         ],
         "{out}"
     );
-    let out = d.docker(&["diff", "nosuch"]);
+    let out = d.run(cli, &["diff", "nosuch"]);
     out.fails_with(1);
     assert!(out.stderr.contains("No such container: nosuch"), "{out}");
-    d.docker(&["rm", "changer"]).ok();
+    d.run(cli, &["rm", "changer"]).ok();
     assert_clean(&d);
 }
 
 #[test]
 fn export_streams_the_whole_rootfs() {
+    export_check(Cli::Docker);
+}
+
+#[test]
+fn export_streams_the_whole_rootfs_with_estiba() {
+    export_check(Cli::Estiba);
+}
+
+fn export_check(cli: Cli) {
     let d = daemon_with_busybox();
-    d.docker(&["create", "--name", "exp", "busybox", "true"])
+    d.run(cli, &["create", "--name", "exp", "busybox", "true"])
         .ok();
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("exp.tar");
-    d.docker(&["export", "-o", file.to_str().unwrap_or_default(), "exp"])
-        .ok();
+    d.run(
+        cli,
+        &["export", "-o", file.to_str().unwrap_or_default(), "exp"],
+    )
+    .ok();
     let f = std::fs::File::open(&file).expect("open");
     let names: Vec<String> = tar::Archive::new(f)
         .entries()
@@ -342,57 +411,78 @@ fn export_streams_the_whole_rootfs() {
         })
         .collect();
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
-    d.docker(&["rm", "exp"]).ok();
+    d.run(cli, &["rm", "exp"]).ok();
     assert_clean(&d);
 }
 
 #[test]
 fn commit_makes_a_runnable_image() {
+    commit_check(Cli::Docker);
+}
+
+#[test]
+fn commit_makes_a_runnable_image_with_estiba() {
+    commit_check(Cli::Estiba);
+}
+
+fn commit_check(cli: Cli) {
     let d = daemon_with_busybox();
-    d.docker(&[
-        "run",
-        "--name",
-        "web",
-        "busybox",
-        "sh",
-        "-c",
-        "echo committed > /new-file",
-    ])
+    d.run(
+        cli,
+        &[
+            "run",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo committed > /new-file",
+        ],
+    )
     .ok();
-    let out = d.docker(&[
-        "commit",
-        "-a",
-        "me <me@x>",
-        "-m",
-        "first",
-        "web",
-        "me/img:1",
-    ]);
+    let out = d.run(
+        cli,
+        &[
+            "commit",
+            "-a",
+            "me <me@x>",
+            "-m",
+            "first",
+            "web",
+            "me/img:1",
+        ],
+    );
     out.ok();
     let id = out.stdout.trim().to_string();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{out}");
-    let out = d.docker(&["run", "--rm", "me/img:1", "cat", "/new-file"]);
+    let out = d.run(cli, &["run", "--rm", "me/img:1", "cat", "/new-file"]);
     out.ok();
     assert_eq!(out.stdout, "committed\n");
-    let out = d.docker(&[
-        "image",
-        "inspect",
-        "-f",
-        "{{.Author}}|{{.Comment}}|{{len .RootFS.Layers}}|{{.Config.Cmd}}",
-        "me/img:1",
-    ]);
+    let out = d.run(
+        cli,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Author}}|{{.Comment}}|{{len .RootFS.Layers}}|{{.Config.Cmd}}",
+            "me/img:1",
+        ],
+    );
     out.ok();
     assert_eq!(
         out.stdout.trim(),
         "me <me@x>|first|2|[sh -c echo committed > /new-file]"
     );
-    let out = d.docker(&[
-        "history",
-        "--no-trunc",
-        "--format",
-        "{{.CreatedBy}}",
-        "me/img:1",
-    ]);
+    let out = d.run(
+        cli,
+        &[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.CreatedBy}}",
+            "me/img:1",
+        ],
+    );
     out.ok();
     assert_eq!(
         out.lines().first().copied(),
@@ -401,30 +491,36 @@ fn commit_makes_a_runnable_image() {
     );
 
     // --change rewrites the config.
-    d.docker(&[
-        "commit",
-        "--change",
-        r#"CMD ["echo","x"]"#,
-        "--change",
-        "ENV GREETING=hello",
-        "web",
-        "me/img:2",
-    ])
+    d.run(
+        cli,
+        &[
+            "commit",
+            "--change",
+            r#"CMD ["echo","x"]"#,
+            "--change",
+            "ENV GREETING=hello",
+            "web",
+            "me/img:2",
+        ],
+    )
     .ok();
-    let out = d.docker(&["run", "--rm", "me/img:2"]);
+    let out = d.run(cli, &["run", "--rm", "me/img:2"]);
     out.ok();
     assert_eq!(out.stdout, "x\n");
-    let out = d.docker(&["run", "--rm", "me/img:2", "sh", "-c", "echo $GREETING"]);
+    let out = d.run(
+        cli,
+        &["run", "--rm", "me/img:2", "sh", "-c", "echo $GREETING"],
+    );
     out.ok();
     assert_eq!(out.stdout, "hello\n");
-    let out = d.docker(&["commit", "--change", "RUN echo", "web", "me/img:3"]);
+    let out = d.run(cli, &["commit", "--change", "RUN echo", "web", "me/img:3"]);
     out.fails_with(1);
     assert!(
         out.stderr.contains("RUN is not a valid change command"),
         "{out}"
     );
 
-    d.docker(&["rm", "web"]).ok();
-    d.docker(&["rmi", "me/img:1", "me/img:2"]).ok();
+    d.run(cli, &["rm", "web"]).ok();
+    d.run(cli, &["rmi", "me/img:1", "me/img:2"]).ok();
     assert_clean(&d);
 }

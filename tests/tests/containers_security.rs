@@ -426,6 +426,30 @@ fn update_running_and_stopped_containers() {
         "{out}"
     );
 
+    // estiba update: the same flags, docker's output and exit codes.
+    let out = d.estiba(&["update", "--pids-limit", "25", "--cpu-shares", "512", &id]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), id);
+    assert_eq!(cgroup_file("pids", &id, "pids.max"), "25");
+    assert_eq!(cgroup_file("cpu", &id, "cpu.shares"), "512");
+    let out = d.estiba(&["update", &id]);
+    out.fails_with(1);
+    assert!(
+        out.stderr
+            .contains("you must provide one or more flags when using this command"),
+        "{out}"
+    );
+    let out = d.estiba(&["update", "--cpus", "lots", &id]);
+    out.fails_with(125);
+    assert!(
+        out.stderr
+            .contains("invalid argument \"lots\" for \"--cpus\" flag"),
+        "{out}"
+    );
+    let out = d.estiba(&["update", "--pids-limit", "5", "nosuch"]);
+    out.fails_with(1);
+    assert!(out.stderr.contains("No such container: nosuch"), "{out}");
+
     // The raw API answers Docker's shape.
     let resp = d.api(
         "POST",

@@ -7,8 +7,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::container::args::{
-    AttachArgs, ContainerCommand, ExecArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
-    StartArgs, StatsArgs, StopArgs, TopArgs,
+    AttachArgs, CommitArgs, ContainerCommand, CpArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs,
+    NamesArgs, PsArgs, RmArgs, RunArgs, StartArgs, StatsArgs, StopArgs, TopArgs, UpdateArgs,
 };
 use crate::StatusError;
 
@@ -97,6 +97,16 @@ pub(crate) enum Command {
     Port(NamesArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(NamesArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -357,6 +367,11 @@ pub(crate) fn usage(path: &str) -> String {
         "port" => " CONTAINER [PRIVATE_PORT[/PROTO]]",
         "exec" => " [OPTIONS] CONTAINER COMMAND [ARG...]",
         "stats" => " [OPTIONS] [CONTAINER...]",
+        "cp" => " [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\testiba cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+        "diff" => " CONTAINER",
+        "export" => " [OPTIONS] CONTAINER",
+        "commit" => " [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+        "update" => " [OPTIONS] CONTAINER [CONTAINER...]",
         "" => " [OPTIONS] COMMAND",
         _ => " [OPTIONS]",
     };

@@ -120,6 +120,11 @@ async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
         Command::Attach(a) => cmd::container::run::attach(c, a, "attach").await,
         Command::Port(a) => cmd::container::manage::port(c, a, "port").await,
         Command::Exec(a) => cmd::container::run::exec(c, a, "exec").await,
+        Command::Cp(a) => cmd::container::files::cp(c, a, "cp").await,
+        Command::Diff(a) => cmd::container::files::diff(c, a, "diff").await,
+        Command::Export(a) => cmd::container::files::export(c, a, "export").await,
+        Command::Commit(a) => cmd::container::files::commit(c, a, "commit").await,
+        Command::Update(a) => cmd::container::files::update(c, a, "update").await,
         Command::Container(sub) => cmd::container::container(c, sub).await,
     }
 }

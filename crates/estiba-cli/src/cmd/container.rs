@@ -2,6 +2,7 @@
 
 pub(crate) mod args;
 mod create;
+pub(crate) mod files;
 pub(crate) mod manage;
 pub(crate) mod ps;
 pub(crate) mod run;
@@ -34,5 +35,10 @@ pub(crate) async fn container(client: &mut Client, sub: ContainerCommand) -> any
         C::Prune(a) => manage::prune(client, a).await,
         C::Port(a) => manage::port(client, a, "container port").await,
         C::Exec(a) => run::exec(client, a, "container exec").await,
+        C::Cp(a) => files::cp(client, a, "container cp").await,
+        C::Diff(a) => files::diff(client, a, "container diff").await,
+        C::Export(a) => files::export(client, a, "container export").await,
+        C::Commit(a) => files::commit(client, a, "container commit").await,
+        C::Update(a) => files::update(client, a, "container update").await,
     }
 }

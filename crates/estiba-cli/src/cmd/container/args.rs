@@ -48,6 +48,16 @@ pub(crate) enum ContainerCommand {
     Port(NamesArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(NamesArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 /// `run` and `create` share every flag; `-d`, `--rm`, `--sig-proxy` only matter to `run`.
@@ -460,5 +470,90 @@ pub(crate) struct ExecArgs {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
+    pub(crate) args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long = "archive")]
+    pub(crate) archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub(crate) follow_link: bool,
+    /// Suppress progress output during copy
+    #[arg(short = 'q', long = "quiet")]
+    pub(crate) quiet: bool,
+    #[arg(hide = true, value_name = "PATH", allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output", value_name = "string")]
+    pub(crate) output: Option<String>,
+    #[arg(hide = true, value_name = "CONTAINER")]
+    pub(crate) args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author", value_name = "string")]
+    pub(crate) author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "list")]
+    pub(crate) change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message", value_name = "string")]
+    pub(crate) message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long = "pause", value_name = "bool", num_args = 0..=1,
+          default_missing_value = "true", require_equals = true)]
+    pub(crate) pause: Option<bool>,
+    #[arg(hide = true, value_name = "CONTAINER")]
+    pub(crate) args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub(crate) blkio_weight: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub(crate) cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub(crate) cpu_quota: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub(crate) cpu_shares: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "decimal")]
+    pub(crate) cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub(crate) cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub(crate) cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "bytes")]
+    pub(crate) memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub(crate) memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub(crate) memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub(crate) pids_limit: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", value_name = "string")]
+    pub(crate) restart: Option<String>,
+    #[arg(hide = true, value_name = "CONTAINER")]
     pub(crate) args: Vec<String>,
 }

@@ -22,7 +22,7 @@ pub(crate) enum FlagError {
 }
 
 impl FlagError {
-    fn invalid(value: &str, flag: &'static str, why: impl Into<String>) -> FlagError {
+    pub(crate) fn invalid(value: &str, flag: &'static str, why: impl Into<String>) -> FlagError {
         FlagError::Invalid {
             value: value.to_owned(),
             flag,
@@ -400,7 +400,7 @@ fn security_opts(opts: &[String], host: &Host<'_>) -> Result<Value, FlagError> {
     Ok(list_or_null(&out))
 }
 
-fn int_flag(v: &Option<String>, flag: &'static str) -> Result<Option<i64>, FlagError> {
+pub(crate) fn int_flag(v: &Option<String>, flag: &'static str) -> Result<Option<i64>, FlagError> {
     match v {
         None => Ok(None),
         Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
@@ -413,7 +413,7 @@ fn int_flag(v: &Option<String>, flag: &'static str) -> Result<Option<i64>, FlagE
     }
 }
 
-fn bytes_flag(v: &Option<String>, flag: &'static str) -> Result<i64, FlagError> {
+pub(crate) fn bytes_flag(v: &Option<String>, flag: &'static str) -> Result<i64, FlagError> {
     match v {
         None => Ok(0),
         Some(s) if flag == "--memory-swap" && s == "-1" => Ok(-1),

@@ -25,7 +25,7 @@ fn run_error(cmd: &str, message: &str, code: u8) -> anyhow::Error {
     .into()
 }
 
-fn flag_error(cmd: &str, e: FlagError) -> anyhow::Error {
+pub(crate) fn flag_error(cmd: &str, e: FlagError) -> anyhow::Error {
     match e {
         FlagError::Invalid { value, flag, why } => StatusError {
             code: 125,
@@ -137,6 +137,15 @@ async fn create(
                     .downcast_ref::<ApiError>()
                     .is_some_and(|api| api.is_not_found() && api.message.contains("No such image"));
                 if !missing || pulled {
+                    // docker run reports a failed create as its own error (125); docker create
+                    // prints the daemon's message alone and exits 1.
+                    if cmd.ends_with("create") && e.downcast_ref::<ApiError>().is_some() {
+                        return Err(StatusError {
+                            code: 1,
+                            message: format!("{e:#}"),
+                        }
+                        .into());
+                    }
                     return Err(run_error(cmd, &format!("{e:#}"), 125));
                 }
                 eprintln!(
