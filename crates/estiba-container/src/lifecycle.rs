@@ -124,11 +124,15 @@ impl ContainerService {
             }
             Err(_) => self.runtime_delete(&record),
         }
-        let _ = self
-            .snapshots
-            .unmount(&self.container_dir(&c.id).join("rootfs"));
-        remove_dir(&state_dir);
         let restart = self.restart_delay(c, &record, i64::from(exit.exit_code));
+        // An AutoRemove container is unmounted by its removal, after `wait` has been answered:
+        // unmounting an overlay syncs its upper filesystem, which can take long on a busy disk.
+        if restart.is_some() || !record.host.auto_remove {
+            let _ = self
+                .snapshots
+                .unmount(&self.container_dir(&c.id).join("rootfs"));
+        }
+        remove_dir(&state_dir);
         let record = self.update(
             c,
             |r| {
@@ -343,6 +347,14 @@ impl ContainerService {
             .map_err(internal)?;
         tx.commit().map_err(internal)?;
         self.write_index().remove(&record.id);
+        self.exec_forget_container(&record.id);
+        lock(&c.pending_attaches).clear();
+        c.changed.notify_all();
+        c.watch.send_modify(|w| w.removed = true);
+        self.publish(&record, "destroy", &[]);
+        // The record is gone, so waiters (`docker run --rm`) are answered before the slow part:
+        // the overlay unmount syncs the upper filesystem. A crash from here on leaves files
+        // that no record names, which start-up garbage collection removes.
         let dir = self.container_dir(&record.id);
         let _ = self.snapshots.unmount(&dir.join("rootfs"));
         if let Err(e) = self.snapshots.remove(&record.snapshot_key) {
@@ -350,11 +362,6 @@ impl ContainerService {
         }
         remove_dir(&dir);
         remove_dir(&self.state_dir(&record.id));
-        self.exec_forget_container(&record.id);
-        lock(&c.pending_attaches).clear();
-        c.changed.notify_all();
-        c.watch.send_modify(|w| w.removed = true);
-        self.publish(&record, "destroy", &[]);
         Ok(())
     }
 
