@@ -246,3 +246,24 @@ fn runtimes_from_daemon_json_run_containers() {
     d.docker(&["rm", "viaflag", "viadefault"]).ok();
     assert!(footprint(&d).is_empty(), "{:?}", footprint(&d));
 }
+
+#[test]
+fn runtimes_from_flags_run_containers() {
+    let d = Daemon::start_with(&[
+        "--add-runtime",
+        "flagrunc=/usr/sbin/runc",
+        "--default-runtime",
+        "flagrunc",
+    ]);
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    let out = d.docker(&["run", "--name", "byflag", "busybox", "echo", "via runc"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "via runc", "{out}");
+    let rt = d.docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "byflag"]);
+    assert_eq!(rt.stdout.trim(), "flagrunc", "{rt}");
+    let info = d.docker(&["info", "-f", "{{.DefaultRuntime}}"]);
+    assert_eq!(info.stdout.trim(), "flagrunc", "{info}");
+    d.docker(&["rm", "byflag"]).ok();
+    assert!(footprint(&d).is_empty(), "{:?}", footprint(&d));
+}

@@ -65,6 +65,12 @@ pub(crate) struct Flags {
     /// Maximum concurrent layer uploads per push.
     #[arg(long, value_name = "N")]
     pub(crate) max_concurrent_uploads: Option<u32>,
+    /// Default OCI runtime for containers
+    #[arg(long = "default-runtime", value_name = "NAME")]
+    pub(crate) default_runtime: Option<String>,
+    /// Register an additional OCI compatible runtime (NAME=PATH)
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub(crate) add_runtime: Vec<String>,
 }
 
 /// The flag id (clap's, from the field name) and the daemon.json key of every setting.
@@ -81,10 +87,11 @@ const KEYS: &[(&str, &str)] = &[
     ("labels", "labels"),
     ("max_concurrent_downloads", "max-concurrent-downloads"),
     ("max_concurrent_uploads", "max-concurrent-uploads"),
+    ("default_runtime", "default-runtime"),
 ];
 
 /// daemon.json keys that have no flag here.
-const FILE_ONLY_KEYS: &[&str] = &["runtimes", "default-runtime"];
+const FILE_ONLY_KEYS: &[&str] = &["runtimes"];
 
 /// Most runtimes daemon.json may register.
 const MAX_RUNTIMES: usize = 64;
@@ -174,6 +181,8 @@ pub(crate) enum ConfigError {
     File { path: PathBuf, reason: String },
     #[error("invalid value for {key}: {reason}")]
     Value { key: String, reason: String },
+    #[error("{0}")]
+    Flag(String),
 }
 
 /// Settings given explicitly on the command line, by daemon.json key, as JSON values.
@@ -226,6 +235,10 @@ fn flag_values(flags: &Flags) -> BTreeMap<&'static str, Value> {
         (
             "max-concurrent-downloads",
             flags.max_concurrent_downloads.map(Value::from),
+        ),
+        (
+            "default-runtime",
+            flags.default_runtime.clone().map(Value::from),
         ),
         (
             "max-concurrent-uploads",
@@ -435,9 +448,45 @@ pub(crate) fn merge(
         labels,
         max_concurrent_downloads: number("max-concurrent-downloads", 3)?,
         max_concurrent_uploads: number("max-concurrent-uploads", 5)?,
-        runtimes: runtimes(file.get("runtimes"))?,
+        runtimes: add_runtimes(runtimes(file.get("runtimes"))?, &flags.add_runtime)?,
         default_runtime: string("default-runtime")?,
     })
+}
+
+/// Adds `--add-runtime NAME=PATH` flags to daemon.json's runtimes; a name in both is an error,
+/// as in dockerd.
+fn add_runtimes(
+    mut runtimes: BTreeMap<String, RuntimeSpec>,
+    flags: &[String],
+) -> Result<BTreeMap<String, RuntimeSpec>, ConfigError> {
+    for flag in flags {
+        let Some((name, path)) = flag
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            return Err(ConfigError::Flag(format!(
+                "invalid argument \"{flag}\" for \"--add-runtime\" flag: bad format: expected NAME=PATH"
+            )));
+        };
+        if runtimes.contains_key(name) {
+            return Err(ConfigError::Flag(format!(
+                "runtime {name} is specified both as a flag and in the configuration file"
+            )));
+        }
+        if runtimes.len() >= MAX_RUNTIMES {
+            return Err(ConfigError::Flag(format!(
+                "more than {MAX_RUNTIMES} runtimes"
+            )));
+        }
+        runtimes.insert(
+            name.to_owned(),
+            RuntimeSpec {
+                path: PathBuf::from(path),
+                args: Vec::new(),
+            },
+        );
+    }
+    Ok(runtimes)
 }
 
 /// Parses daemon.json's `runtimes`: `{"name": {"path": "...", "runtimeArgs": ["..."]}}`.
@@ -654,6 +703,42 @@ mod tests {
             let err = merged(&[], Some(file.clone())).unwrap_err();
             assert!(err.contains(want), "{file}: {err}");
         }
+    }
+
+    #[test]
+    fn runtime_flags() {
+        let ok = merged(
+            &[
+                "--add-runtime",
+                "crun=/usr/bin/crun",
+                "--default-runtime",
+                "crun",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.runtimes.get("crun").map(|r| r.path.clone()),
+            Some(PathBuf::from("/usr/bin/crun"))
+        );
+        assert_eq!(ok.default_runtime.as_deref(), Some("crun"));
+        let err = merged(
+            &["--default-runtime", "a"],
+            Some(json!({"default-runtime": "b"})),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("default-runtime: (from flag: a, from file: b)"),
+            "{err}"
+        );
+        let err = merged(
+            &["--add-runtime", "x=/a"],
+            Some(json!({"runtimes": {"x": {"path": "/b"}}})),
+        )
+        .unwrap_err();
+        assert!(err.contains("runtime x is specified both"), "{err}");
+        let err = merged(&["--add-runtime", "nopath"], None).unwrap_err();
+        assert!(err.contains("expected NAME=PATH"), "{err}");
     }
 
     #[test]
