@@ -24,6 +24,21 @@ pub(crate) struct StatusError {
     pub(crate) message: String,
 }
 
+impl StatusError {
+    /// docker's end of a command run on several objects: the errors, one per line, exit 1.
+    pub(crate) fn from_errors(errors: Vec<String>) -> anyhow::Result<()> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StatusError {
+                code: 1,
+                message: errors.join("\n"),
+            }
+            .into())
+        }
+    }
+}
+
 impl std::fmt::Display for StatusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -388,15 +388,7 @@ pub(crate) async fn remove(client: &mut Client, a: RmiArgs, path: &str) -> anyho
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 pub(crate) fn history_header() -> Value {

@@ -57,15 +57,7 @@ fn render(format: Option<&str>, raw: &[Bytes]) -> anyhow::Result<String> {
 
 fn finish(format: Option<&str>, found: &[Bytes], errors: Vec<String>) -> anyhow::Result<()> {
     out(&render(format, found)?)?;
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 /// `estiba image inspect IMAGE...`.

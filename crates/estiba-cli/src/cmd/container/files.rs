@@ -207,15 +207,7 @@ pub(crate) async fn update(client: &mut Client, a: UpdateArgs, cmd: &str) -> any
             Err(e) => return Err(e),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 /// One side of `docker cp`.

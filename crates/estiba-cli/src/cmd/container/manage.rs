@@ -38,15 +38,7 @@ async fn for_each(
             Err(e) => return Err(e),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 /// `stop` and `restart`.
@@ -123,15 +115,7 @@ pub(crate) async fn wait(client: &mut Client, a: NamesArgs, cmd: &str) -> anyhow
             Err(e) => return Err(e),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 pub(crate) async fn rename(client: &mut Client, a: NamesArgs, cmd: &str) -> anyhow::Result<()> {
