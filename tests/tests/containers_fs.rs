@@ -520,7 +520,46 @@ fn commit_check(cli: Cli) {
         "{out}"
     );
 
+    // A running container is frozen for the commit (pause is the default) and thawed after;
+    // --pause=false leaves it alone.
+    let out = d.run(
+        cli,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up > /up; sleep 300",
+        ],
+    );
+    out.ok();
+    let live_id = out.stdout.trim().to_owned();
+    for args in [
+        &["commit", "live", "me/live:1"][..],
+        &["commit", "--pause=false", "live", "me/live:2"],
+    ] {
+        d.run(cli, args).ok();
+        let freezer = format!("/sys/fs/cgroup/freezer/estiba/{live_id}/freezer.state");
+        if let Ok(state) = std::fs::read_to_string(&freezer) {
+            assert_eq!(state.trim(), "THAWED", "{args:?}");
+        }
+        let out = d.run(cli, &["exec", "live", "cat", "/up"]);
+        out.ok();
+        assert_eq!(out.stdout, "up\n");
+    }
+    let out = d.run(cli, &["run", "--rm", "me/live:1", "cat", "/up"]);
+    out.ok();
+    assert_eq!(out.stdout, "up\n");
+    d.run(cli, &["rm", "-f", "live"]).ok();
+
     d.run(cli, &["rm", "web"]).ok();
-    d.run(cli, &["rmi", "me/img:1", "me/img:2"]).ok();
+    d.run(
+        cli,
+        &["rmi", "me/img:1", "me/img:2", "me/live:1", "me/live:2"],
+    )
+    .ok();
     assert_clean(&d);
 }

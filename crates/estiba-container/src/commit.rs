@@ -8,7 +8,7 @@ use estiba_image::service::CommitRequest;
 use serde_json::{json, Map, Value};
 
 use crate::error::{internal, ContainerError};
-use crate::model::ContainerRecord;
+use crate::model::{ContainerRecord, Status};
 use crate::service::ContainerService;
 
 /// Most `--change` instructions one commit takes.
@@ -25,6 +25,8 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// The request body: a container config whose non-null fields override the container's.
     pub config: Option<Value>,
+    /// Freeze a running container while its changes are read (`pause=1`, docker's default).
+    pub pause: bool,
 }
 
 impl ContainerService {
@@ -76,9 +78,19 @@ impl ContainerService {
             .open(&path)
             .map_err(|e| internal(format!("create {}: {e}", path.display())))?;
         let _ = std::fs::remove_file(&path);
-        self.snapshots
-            .diff(&record.snapshot_key, &mut spool)
-            .map_err(internal)?;
+        // As moby: a running container is frozen while its writable layer is read, so the
+        // image is one consistent state of it.
+        let freeze = opts.pause && record.state.status == Status::Running;
+        if freeze {
+            self.runtime_op(&record, "pause")?;
+        }
+        let diffed = self.snapshots.diff(&record.snapshot_key, &mut spool);
+        if freeze {
+            if let Err(e) = self.runtime_op(&record, "resume") {
+                tracing::warn!("cannot thaw {} after commit: {e}", record.id);
+            }
+        }
+        diffed.map_err(internal)?;
         spool.rewind().map_err(internal)?;
         let req = CommitRequest {
             base_image_id: record.image_id.clone(),

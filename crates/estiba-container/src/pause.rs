@@ -79,7 +79,11 @@ impl ContainerService {
 
     /// `<runtime> --root <exec-root>/runtime/<name> [ARGS] <op> <id>`; the error is the
     /// runtime's own message.
-    fn runtime_op(&self, record: &ContainerRecord, op: &str) -> Result<(), ContainerError> {
+    pub(crate) fn runtime_op(
+        &self,
+        record: &ContainerRecord,
+        op: &str,
+    ) -> Result<(), ContainerError> {
         let runtime = self
             .config
             .runtimes

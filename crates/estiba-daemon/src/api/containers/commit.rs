@@ -54,6 +54,10 @@ pub(in crate::api) async fn commit(
         author: params.get("author").unwrap_or_default().to_string(),
         changes: params.all("changes"),
         config,
+        // Docker's default is to pause.
+        pause: params
+            .get("pause")
+            .is_none_or(|p| !matches!(p, "0" | "false" | "False")),
     };
     let id = blocking(&state, move |s| s.commit(&container, &opts)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
