@@ -115,24 +115,17 @@ impl ContainerService {
             return;
         }
         let state_dir = self.state_dir(&c.id);
-        match ShimClient::for_state_dir(&state_dir) {
-            Ok(client) => {
-                if let Err(e) = client.shutdown() {
-                    tracing::warn!("shim shutdown of {}: {e}", c.id);
-                    self.runtime_delete(&record);
-                }
-            }
-            Err(_) => self.runtime_delete(&record),
-        }
         let restart = self.restart_delay(c, &record, i64::from(exit.exit_code));
-        // An AutoRemove container is unmounted by its removal, after `wait` has been answered:
-        // unmounting an overlay syncs its upper filesystem, which can take long on a busy disk.
+        // An AutoRemove container's shim, runtime state and rootfs are released by its
+        // removal, after `wait` has been answered: the runtime's `delete` (cgroups) and the
+        // overlay unmount (a sync of the upper filesystem) are the slow part of an exit.
         if restart.is_some() || !record.host.auto_remove {
+            self.release_task(&record);
             let _ = self
                 .snapshots
                 .unmount(&self.container_dir(&c.id).join("rootfs"));
+            remove_dir(&state_dir);
         }
-        remove_dir(&state_dir);
         let record = self.update(
             c,
             |r| {
@@ -162,6 +155,20 @@ impl ContainerService {
             if let Err(e) = self.remove_container(c) {
                 tracing::warn!("auto-remove {}: {e}", c.id);
             }
+        }
+    }
+
+    /// Tells the shim of an exited container to go (it runs the runtime's `delete`); deletes
+    /// the runtime state itself when the shim is gone.
+    pub(crate) fn release_task(&self, record: &ContainerRecord) {
+        match ShimClient::for_state_dir(self.state_dir(&record.id)) {
+            Ok(client) => {
+                if let Err(e) = client.shutdown() {
+                    tracing::warn!("shim shutdown of {}: {e}", record.id);
+                    self.runtime_delete(record);
+                }
+            }
+            Err(_) => self.runtime_delete(record),
         }
     }
 
@@ -355,13 +362,18 @@ impl ContainerService {
         // The record is gone, so waiters (`docker run --rm`) are answered before the slow part:
         // the overlay unmount syncs the upper filesystem. A crash from here on leaves files
         // that no record names, which start-up garbage collection removes.
+        let state_dir = self.state_dir(&record.id);
+        if state_dir.exists() {
+            // An AutoRemove container's exit left its shim and runtime state to this.
+            self.release_task(&record);
+        }
         let dir = self.container_dir(&record.id);
         let _ = self.snapshots.unmount(&dir.join("rootfs"));
         if let Err(e) = self.snapshots.remove(&record.snapshot_key) {
             tracing::warn!("remove snapshot {}: {e}", record.snapshot_key);
         }
         remove_dir(&dir);
-        remove_dir(&self.state_dir(&record.id));
+        remove_dir(&state_dir);
         Ok(())
     }
 

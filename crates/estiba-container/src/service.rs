@@ -289,6 +289,23 @@ impl ContainerService {
                 }
             }
         }
+        // Shims whose container has no record (a crash during an AutoRemove removal): let them
+        // go, which also deletes their runtime state.
+        if let Ok(entries) = std::fs::read_dir(self.config.exec_root.join("containers")) {
+            for entry in entries.flatten() {
+                let short = entry.file_name().to_string_lossy().into_owned();
+                if known.iter().any(|id| id.starts_with(&short)) {
+                    continue;
+                }
+                if let Ok(client) = estiba_shim::ShimClient::for_state_dir(entry.path()) {
+                    tracing::info!("stopping the shim of a container without a record ({short})");
+                    let _ = client.kill(9, true);
+                    let _ = client.wait();
+                    let _ = client.shutdown();
+                }
+                remove_dir(&entry.path());
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(self.config.data_root.join("containers")) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();

@@ -310,6 +310,11 @@ impl ContainerService {
                     record.host.runtime
                 )))
             })?;
+        if state_dir.exists() {
+            // A shim of an earlier run may still wait there (an AutoRemove exit whose removal
+            // failed): let it go before its state is replaced.
+            self.release_task(record);
+        }
         remove_dir(state_dir);
         std::fs::create_dir_all(state_dir)
             .map_err(|e| fail(internal(format!("create {}: {e}", state_dir.display()))))?;
