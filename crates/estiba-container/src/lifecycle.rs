@@ -149,6 +149,7 @@ impl ContainerService {
         }
         let code = exit.exit_code.to_string();
         self.publish(&record, "die", &[("exitCode", &code)]);
+        self.mounts_stopped(&record);
         drop(guard);
         if let Some(delay) = restart {
             self.schedule_restart(Arc::clone(c), delay);
@@ -351,6 +352,7 @@ impl ContainerService {
         remove_dir(&dir);
         remove_dir(&self.state_dir(&record.id));
         self.exec_forget_container(&record.id);
+        self.release_mounts(&record, record.host.auto_remove);
         lock(&c.pending_attaches).clear();
         c.changed.notify_all();
         c.watch.send_modify(|w| w.removed = true);

@@ -141,7 +141,8 @@ pub(super) async fn remove(
     params: Params,
 ) -> Result<Response, ApiError> {
     let force = params.bool("force");
-    blocking(&state, move |s| s.remove(&id, force)).await?;
+    let volumes = params.bool("v");
+    blocking(&state, move |s| s.remove_with_volumes(&id, force, volumes)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
