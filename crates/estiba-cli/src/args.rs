@@ -100,6 +100,9 @@ pub(crate) enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::cmd::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,7 +17,7 @@ use crate::output::{out, stdin_is_terminal, stdout_is_terminal};
 /// Longest single JSON message we accept from a progress stream.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-fn reader_body<R: tokio::io::AsyncRead + Send + 'static>(reader: R) -> ReqBody {
+pub(crate) fn reader_body<R: tokio::io::AsyncRead + Send + 'static>(reader: R) -> ReqBody {
     let stream =
         tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map_ok(Frame::data);
     StreamBody::new(stream).boxed_unsync()
@@ -174,7 +174,7 @@ fn temp_path(target: &Path) -> PathBuf {
     dir.join(format!(".{name}.estiba-tmp-{}", std::process::id()))
 }
 
-async fn copy_body<W: tokio::io::AsyncWrite + Unpin>(
+pub(crate) async fn copy_body<W: tokio::io::AsyncWrite + Unpin>(
     mut body: Incoming,
     w: &mut W,
 ) -> anyhow::Result<()> {
