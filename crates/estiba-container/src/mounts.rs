@@ -63,7 +63,14 @@ impl ContainerService {
         let mut from: Vec<MountPoint> = Vec::new();
         for spec in &host.volumes_from {
             let (name, rw) = mountspec::parse_volumes_from(spec)?;
-            let other = self.get(name)?.snapshot();
+            // dockerd answers 400 here, not 404 (which would make the docker CLI pull).
+            let other = match self.get(name) {
+                Ok(c) => c.snapshot(),
+                Err(e @ ContainerError::NotFound(_)) => {
+                    return Err(ContainerError::InvalidParameter(e.to_string()))
+                }
+                Err(e) => return Err(e),
+            };
             for mut mp in other.mount_points {
                 if let Some(rw) = rw {
                     mp.rw = rw;
