@@ -302,7 +302,7 @@ fn export_import_round_trip_keeps_owners_modes_and_xattrs() {
     d.docker(&["run", "--rm", "-v", "src:/v", "busybox", "sh", "-c", "mkdir /v/dir && echo payload > /v/dir/f && chown 1234:567 /v/dir/f && chmod 4750 /v/dir/f && ln -s dir/f /v/link && chmod 700 /v/dir"]).ok();
     let data = mountpoint(&d, "src");
     rustix::fs::setxattr(
-        &data.join("dir/f"),
+        data.join("dir/f"),
         "user.estiba",
         b"kept",
         rustix::fs::XattrFlags::empty(),
@@ -326,7 +326,7 @@ fn export_import_round_trip_keeps_owners_modes_and_xattrs() {
         PathBuf::from("dir/f")
     );
     let mut value = [0u8; 16];
-    let n = rustix::fs::getxattr(&copy.join("dir/f"), "user.estiba", &mut value[..])
+    let n = rustix::fs::getxattr(copy.join("dir/f"), "user.estiba", &mut value[..])
         .unwrap_or_else(|e| panic!("xattr not imported: {e}"));
     assert_eq!(&value[..n], b"kept");
     let out = d.docker(&["run", "--rm", "-v", "dst:/v", "busybox", "cat", "/v/link"]);
