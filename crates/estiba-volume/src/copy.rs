@@ -5,12 +5,14 @@
 //! symlinks are recreated as symlinks, so image content can never make the daemon read or
 //! write outside the rootfs and the volume.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 
 /// Symlinks followed while resolving one path (Linux's MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
@@ -75,6 +77,10 @@ pub(crate) fn is_empty_dir(dir: &Path) -> io::Result<bool> {
 
 /// Copies the content of `source` into `dest` if `dest` is empty and `source` a directory;
 /// `dest` takes `source`'s owner and mode (moby's `copyOwnership`). Returns whether it copied.
+///
+/// The destination is written through descriptors only (`mkdirat`, `openat` with `O_NOFOLLOW`
+/// and `O_EXCL`, `f*` calls for attributes): another container that shares the volume and
+/// swaps a directory for a symlink mid-copy cannot redirect a write out of the volume.
 pub(crate) fn copy_up(source: &Path, dest: &Path) -> io::Result<bool> {
     let Ok(meta) = fs::symlink_metadata(source) else {
         return Ok(false);
@@ -82,93 +88,107 @@ pub(crate) fn copy_up(source: &Path, dest: &Path) -> io::Result<bool> {
     if !meta.is_dir() || !is_empty_dir(dest)? || is_empty_dir(source)? {
         return Ok(false);
     }
-    copy_dir_content(source, dest, 0)?;
-    copy_attributes(source, dest, &meta)?;
+    let root = rustix::fs::open(dest, dir_flags(), Mode::empty())?;
+    copy_dir_content(source, root.as_fd(), 0)?;
+    set_attributes(source, root.as_fd(), &meta)?;
     Ok(true)
 }
 
-fn copy_dir_content(source: &Path, dest: &Path, depth: usize) -> io::Result<()> {
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+fn copy_dir_content(source: &Path, dest: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
     if depth > MAX_DEPTH {
         return Err(io::Error::other("directory tree too deep"));
     }
     for entry in fs::read_dir(source)? {
         let entry = entry?;
+        let name = entry.file_name();
         let from = entry.path();
-        let to = dest.join(entry.file_name());
         let meta = fs::symlink_metadata(&from)?;
         let ft = meta.file_type();
         if ft.is_dir() {
-            fs::create_dir(&to)?;
-            copy_dir_content(&from, &to, depth + 1)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+            rustix::fs::mkdirat(dest, &name, Mode::from_raw_mode(0o700))?;
+            let child = rustix::fs::openat(dest, &name, dir_flags(), Mode::empty())?;
+            copy_dir_content(&from, child.as_fd(), depth + 1)?;
+            set_attributes(&from, child.as_fd(), &meta)?;
         } else if ft.is_file() {
-            copy_file(&from, &to)?;
+            let out = rustix::fs::openat(
+                dest,
+                &name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let src = rustix::fs::open(
+                &from,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let mut out = File::from(out);
+            io::copy(&mut File::from(src), &mut out)?;
+            set_attributes(&from, out.as_fd(), &meta)?;
+        } else if ft.is_symlink() {
+            rustix::fs::symlinkat(fs::read_link(&from)?, dest, &name)?;
+            link_attributes(dest, &name, &meta)?;
         } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() || ft.is_socket() {
             let kind = FileType::from_raw_mode(meta.mode());
-            rustix::fs::mknodat(
-                CWD,
-                &to,
-                kind,
-                Mode::from_raw_mode(meta.mode() & 0o7777),
-                meta.rdev(),
-            )?;
+            let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+            rustix::fs::mknodat(dest, &name, kind, mode, meta.rdev())?;
+            link_attributes(dest, &name, &meta)?;
         }
-        copy_attributes(&from, &to, &meta)?;
     }
     Ok(())
 }
 
-/// Copies one regular file without following a symlink swapped in after the lstat.
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
-    let fd = rustix::fs::open(
-        from,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut src = File::from(fd);
-    let mut dst = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)?;
-    io::copy(&mut src, &mut dst)?;
-    Ok(())
+fn times(meta: &fs::Metadata) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    }
 }
 
-/// Owner, mode, xattrs and times of `from` onto `to` (never through a symlink).
-fn copy_attributes(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+/// Owner, mode, xattrs and times of `from` onto the open `to`.
+fn set_attributes(from: &Path, to: BorrowedFd<'_>, meta: &fs::Metadata) -> io::Result<()> {
     use rustix::fs::{Gid, Uid};
-    rustix::fs::chownat(
-        CWD,
+    rustix::fs::fchown(
         to,
         Some(Uid::from_raw(meta.uid())),
         Some(Gid::from_raw(meta.gid())),
-        AtFlags::SYMLINK_NOFOLLOW,
     )?;
-    let is_link = meta.file_type().is_symlink();
-    if !is_link {
-        // After chown, which clears set-user-ID bits.
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    }
+    // After chown, which clears set-user-ID bits.
+    rustix::fs::fchmod(to, Mode::from_raw_mode(meta.mode() & 0o7777))?;
     if let Ok(names) = xattr::list(from) {
         for name in names {
             if let Ok(Some(value)) = xattr::get(from, &name) {
-                // A filesystem without user xattrs on symlinks refuses some: not fatal.
-                if let Err(e) = xattr::set(to, &name, &value) {
-                    tracing::debug!("copy xattr {name:?} to {}: {e}", to.display());
+                // A filesystem that refuses one (a security.* name) does not stop the copy.
+                if let Err(e) = rustix::fs::fsetxattr(to, &*name, &value, XattrFlags::empty()) {
+                    tracing::debug!("copy xattr {name:?}: {e}");
                 }
             }
         }
     }
-    let ts = |s: i64, ns: i64| Timespec {
-        tv_sec: s,
-        tv_nsec: ns,
-    };
-    let times = Timestamps {
-        last_access: ts(meta.atime(), meta.atime_nsec()),
-        last_modification: ts(meta.mtime(), meta.mtime_nsec()),
-    };
-    rustix::fs::utimensat(CWD, to, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    rustix::fs::futimens(to, &times(meta))?;
+    Ok(())
+}
+
+/// Owner and times of a symlink or device node created in `dir` (never followed).
+fn link_attributes(dir: BorrowedFd<'_>, name: &OsStr, meta: &fs::Metadata) -> io::Result<()> {
+    use rustix::fs::{Gid, Uid};
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(meta.uid())),
+        Some(Gid::from_raw(meta.gid())),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    rustix::fs::utimensat(dir, name, &times(meta), AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }
 
@@ -193,6 +213,7 @@ pub(crate) fn disk_usage(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn resolution_stays_in_root() {

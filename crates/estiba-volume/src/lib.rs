@@ -387,6 +387,15 @@ impl VolumeService {
             ..Default::default()
         })?;
         let _g = self.guard();
+        // Unpacking by path is only safe while no container can change the tree under it.
+        let users = self.get(name)?.record.users;
+        if !users.is_empty() {
+            let users: Vec<String> = users.into_iter().collect();
+            return Err(VolumeError::Conflict(format!(
+                "import {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
         if !copy::is_empty_dir(&v.mountpoint).map_err(io(format!("read volume {name}")))? {
             return Err(VolumeError::Conflict(format!(
                 "import {name}: volume is not empty"
