@@ -403,6 +403,11 @@ fn events_df_filters_and_references_across_a_restart() {
     assert_eq!(ls("driver=local"), "ev\n");
     assert_eq!(ls("dangling=false"), "ev\n");
     assert_eq!(ls("dangling=true"), "");
+    // docker ps --filter volume= by name or by destination.
+    for (f, n) in [("volume=ev", 1), ("volume=/e", 1), ("volume=other", 0)] {
+        let out = d.docker(&["ps", "-aq", "--filter", f]);
+        assert_eq!(out.ok().lines().len(), n, "{f}");
+    }
     let out = d.docker(&["system", "df", "-v"]);
     let text = out.ok().stdout.clone();
     assert!(text.contains("Local Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\nev            1         6B\n"), "{text}");

@@ -16,6 +16,16 @@ use crate::service::ContainerService;
 /// Most `--volumes-from` one container may name.
 const MAX_VOLUMES_FROM: usize = 64;
 
+/// `docker ps --filter volume=X`: a volume name or a mount destination (any of `filters`).
+pub(crate) fn uses_volume(record: &ContainerRecord, filters: &[String]) -> bool {
+    filters.is_empty()
+        || record.mount_points.iter().any(|m| {
+            filters
+                .iter()
+                .any(|f| (m.kind == MountKind::Volume && *f == m.name) || *f == m.destination)
+        })
+}
+
 impl From<VolumeError> for ContainerError {
     fn from(e: VolumeError) -> Self {
         match e {
@@ -268,6 +278,16 @@ impl ContainerService {
                     Err(e) => tracing::warn!("remove anonymous volume {}: {e}", mp.name),
                 }
             }
+        }
+    }
+
+    /// At start-up: volume references of containers that do not exist any more are dropped.
+    pub fn reconcile_volume_users(&self) {
+        let known: std::collections::BTreeSet<String> = self.read_index().keys().cloned().collect();
+        match self.volumes.retain_users(&known) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("dropped {n} volume references of missing containers"),
+            Err(e) => tracing::warn!("reconcile volume references: {e}"),
         }
     }
 

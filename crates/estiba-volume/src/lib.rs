@@ -323,6 +323,24 @@ impl VolumeService {
         Ok(())
     }
 
+    /// Drops references of containers that no longer exist (a crash between a volume's
+    /// reference and the container's record); returns how many were dropped.
+    pub fn retain_users(&self, known: &BTreeSet<String>) -> Result<usize, VolumeError> {
+        let _g = self.guard();
+        let mut tx = self.store.write()?;
+        let mut dropped = 0;
+        for (name, mut record) in tx.scan::<VolumeRecord>(VOLUMES, "")? {
+            let before = record.users.len();
+            record.users.retain(|u| known.contains(u));
+            if record.users.len() != before {
+                dropped += before - record.users.len();
+                tx.put(VOLUMES, &name, &record)?;
+            }
+        }
+        tx.commit()?;
+        Ok(dropped)
+    }
+
     /// Makes the volume ready for a container that starts: mounts its driver options the first
     /// time, publishes `mount`; returns the directory to bind.
     pub fn mount(

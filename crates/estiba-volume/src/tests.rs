@@ -127,3 +127,15 @@ fn import_refuses_escaping_entries() {
     assert!(e.to_string().contains("outside the volume"), "{e}");
     assert!(!svc.root().join("imp/evil12").exists());
 }
+
+#[test]
+fn references_of_missing_containers_are_dropped() {
+    let (_d, svc) = service();
+    svc.create(named("held")).unwrap();
+    svc.acquire("held", "alive").unwrap();
+    svc.acquire("held", "gone").unwrap();
+    let known = ["alive".to_string()].into_iter().collect();
+    assert_eq!(svc.retain_users(&known).unwrap(), 1);
+    let users: Vec<String> = svc.get("held").unwrap().record.users.into_iter().collect();
+    assert_eq!(users, ["alive"]);
+}
