@@ -247,6 +247,7 @@ struct BindOptions {
 #[serde(rename_all = "PascalCase", default)]
 struct VolumeOptions {
     no_copy: bool,
+    subpath: String,
     labels: Option<std::collections::BTreeMap<String, String>>,
     driver_config: Option<DriverConfig>,
 }
@@ -337,6 +338,14 @@ pub fn parse_mount(value: &serde_json::Value) -> Result<MountPoint, ContainerErr
                 return Err(must_not("TmpfsOptions"));
             }
             let v = m.volume_options.unwrap_or_default();
+            if !v.subpath.is_empty() {
+                // Binding a path inside a volume safely needs the runtime to open it by
+                // descriptor (moby's safepath); until then refuse rather than ignore it.
+                return Err(config_error(
+                    kind,
+                    "volume subpaths are not supported by estiba",
+                ));
+            }
             let driver = v.driver_config.unwrap_or_default();
             if !matches!(driver.name.as_str(), "" | "local") {
                 return Err(invalid(format!(

@@ -68,6 +68,7 @@ fn long_form_errors_are_dockers() {
         (serde_json::json!({"Type":"tmpfs","Source":"x","Target":"/d"}), "invalid mount config for type \"tmpfs\": field Source must not be specified"),
         (serde_json::json!({"Type":"foo","Target":"/d"}), "invalid mount config for type \"foo\": mount type unknown"),
         (serde_json::json!({"Type":"volume","Target":"/d","BindOptions":{}}), "invalid mount config for type \"volume\": field BindOptions must not be specified"),
+        (serde_json::json!({"Type":"volume","Source":"v1","Target":"/d","VolumeOptions":{"Subpath":"x"}}), "invalid mount config for type \"volume\": volume subpaths are not supported by estiba"),
     ];
     for (v, want) in cases {
         assert_eq!(parse_mount(&v).unwrap_err().to_string(), want, "{v}");

@@ -315,6 +315,9 @@ fn parse_mount(spec: &str) -> Result<Value, FlagError> {
             ("volume-nocopy", v) => {
                 volume_opts.insert("NoCopy".into(), json!(truthy(&v)));
             }
+            ("volume-subpath", Some(v)) => {
+                volume_opts.insert("Subpath".into(), json!(v));
+            }
             ("volume-opt" | "volume-label" | "volume-driver", Some(v)) => {
                 crate::cmd::volume::mount_volume_option(&mut volume_opts, &k, &v);
             }
