@@ -270,139 +270,148 @@ struct TmpfsOptions {
 pub fn parse_mount(value: &serde_json::Value) -> Result<MountPoint, ContainerError> {
     let m: LongForm = serde_json::from_value(value.clone())
         .map_err(|e| invalid(format!("invalid mount config: {e}")))?;
-    let kind = m.kind.as_str();
-    let must_not = |field: &str| config_error(kind, format!("field {field} must not be specified"));
-    match kind {
-        "bind" | "volume" | "tmpfs" => {}
-        _ => {
-            return Err(invalid(format!(
-                "invalid mount config for type \"{kind}\": mount type unknown"
-            )))
-        }
+    let kind = m.kind.clone();
+    if !matches!(kind.as_str(), "bind" | "volume" | "tmpfs") {
+        return Err(invalid(format!(
+            "invalid mount config for type \"{kind}\": mount type unknown"
+        )));
     }
-    check_destination(kind, &m.target)?;
+    check_destination(&kind, &m.target)?;
     let destination = clean(&m.target);
-    match kind {
-        "bind" => {
-            if m.source.is_empty() {
-                return Err(config_error(kind, "field Source must not be empty"));
-            }
-            if m.volume_options.is_some() {
-                return Err(must_not("VolumeOptions"));
-            }
-            if m.tmpfs_options.is_some() {
-                return Err(must_not("TmpfsOptions"));
-            }
-            if !m.source.starts_with('/') {
-                return Err(config_error(
-                    kind,
-                    format!(
-                        "invalid mount path: '{}' mount path must be absolute",
-                        m.source
-                    ),
-                ));
-            }
-            let source = clean(&m.source);
-            if std::fs::metadata(&source).is_err() {
-                return Err(config_error(
-                    kind,
-                    format!("bind source path does not exist: {source}"),
-                ));
-            }
-            let b = m.bind_options.unwrap_or_default();
-            if !b.propagation.is_empty() && !PROPAGATIONS.contains(&b.propagation.as_str()) {
-                return Err(config_error(
-                    kind,
-                    format!("invalid propagation mode: {}", b.propagation),
-                ));
-            }
-            Ok(MountPoint {
-                kind: MountKind::Bind,
-                source,
-                destination,
-                rw: !m.read_only,
-                propagation: if b.propagation.is_empty() {
-                    "rprivate".to_string()
-                } else {
-                    b.propagation
-                },
-                non_recursive: b.non_recursive,
-                ..Default::default()
-            })
-        }
-        "volume" => {
-            if m.bind_options.is_some() {
-                return Err(must_not("BindOptions"));
-            }
-            if m.tmpfs_options.is_some() {
-                return Err(must_not("TmpfsOptions"));
-            }
-            let v = m.volume_options.unwrap_or_default();
-            if !v.subpath.is_empty() {
-                // Binding a path inside a volume safely needs the runtime to open it by
-                // descriptor (moby's safepath); until then refuse rather than ignore it.
-                return Err(config_error(
-                    kind,
-                    "volume subpaths are not supported by estiba",
-                ));
-            }
-            let driver = v.driver_config.unwrap_or_default();
-            if !matches!(driver.name.as_str(), "" | "local") {
-                return Err(invalid(format!(
-                    "error looking up volume plugin {}: plugin \"{}\" not found",
-                    driver.name, driver.name
-                )));
-            }
-            if !m.source.is_empty() {
-                estiba_volume::validate_name(&m.source)
-                    .map_err(|reason| invalid(format!("create {}: {reason}", m.source)))?;
-            }
-            Ok(MountPoint {
-                kind: MountKind::Volume,
-                name: m.source.clone(),
-                destination,
-                mode: "z".to_string(),
-                rw: !m.read_only,
-                copy_data: !v.no_copy,
-                anonymous: m.source.is_empty(),
-                volume_options: driver.options.unwrap_or_default(),
-                volume_labels: v.labels.unwrap_or_default(),
-                ..Default::default()
-            })
-        }
-        _ => {
-            if !m.source.is_empty() {
-                return Err(must_not("Source"));
-            }
-            if m.bind_options.is_some() {
-                return Err(must_not("BindOptions"));
-            }
-            if m.volume_options.is_some() {
-                return Err(must_not("VolumeOptions"));
-            }
-            let t = m.tmpfs_options.unwrap_or_default();
-            if t.size_bytes < 0 {
-                return Err(config_error(kind, "invalid tmpfs size"));
-            }
-            let mut opts = Vec::new();
-            if t.size_bytes > 0 {
-                opts.push(format!("size={}", t.size_bytes));
-            }
-            if t.mode != 0 {
-                opts.push(format!("mode={:o}", t.mode & 0o7777));
-            }
-            if m.read_only {
-                opts.push("ro".to_string());
-            }
-            Ok(MountPoint {
-                kind: MountKind::Tmpfs,
-                destination,
-                rw: !m.read_only,
-                tmpfs_options: opts.join(","),
-                ..Default::default()
-            })
-        }
+    match kind.as_str() {
+        "bind" => long_bind(m, destination),
+        "volume" => long_volume(m, destination),
+        _ => long_tmpfs(m, destination),
     }
+}
+
+fn must_not(kind: &str, field: &str) -> ContainerError {
+    config_error(kind, format!("field {field} must not be specified"))
+}
+
+fn long_bind(m: LongForm, destination: String) -> Result<MountPoint, ContainerError> {
+    let kind = "bind";
+    if m.source.is_empty() {
+        return Err(config_error(kind, "field Source must not be empty"));
+    }
+    if m.volume_options.is_some() {
+        return Err(must_not(kind, "VolumeOptions"));
+    }
+    if m.tmpfs_options.is_some() {
+        return Err(must_not(kind, "TmpfsOptions"));
+    }
+    if !m.source.starts_with('/') {
+        return Err(config_error(
+            kind,
+            format!(
+                "invalid mount path: '{}' mount path must be absolute",
+                m.source
+            ),
+        ));
+    }
+    let source = clean(&m.source);
+    if std::fs::metadata(&source).is_err() {
+        return Err(config_error(
+            kind,
+            format!("bind source path does not exist: {source}"),
+        ));
+    }
+    let b = m.bind_options.unwrap_or_default();
+    if !b.propagation.is_empty() && !PROPAGATIONS.contains(&b.propagation.as_str()) {
+        return Err(config_error(
+            kind,
+            format!("invalid propagation mode: {}", b.propagation),
+        ));
+    }
+    Ok(MountPoint {
+        kind: MountKind::Bind,
+        source,
+        destination,
+        rw: !m.read_only,
+        propagation: if b.propagation.is_empty() {
+            "rprivate".to_string()
+        } else {
+            b.propagation
+        },
+        non_recursive: b.non_recursive,
+        ..Default::default()
+    })
+}
+
+fn long_volume(m: LongForm, destination: String) -> Result<MountPoint, ContainerError> {
+    let kind = "volume";
+    if m.bind_options.is_some() {
+        return Err(must_not(kind, "BindOptions"));
+    }
+    if m.tmpfs_options.is_some() {
+        return Err(must_not(kind, "TmpfsOptions"));
+    }
+    let v = m.volume_options.unwrap_or_default();
+    if !v.subpath.is_empty() {
+        // Binding a path inside a volume safely needs the runtime to open it by descriptor
+        // (moby's safepath); until then refuse rather than ignore it.
+        return Err(config_error(
+            kind,
+            "volume subpaths are not supported by estiba",
+        ));
+    }
+    let driver = v.driver_config.unwrap_or_default();
+    if !matches!(driver.name.as_str(), "" | "local") {
+        return Err(invalid(format!(
+            "error looking up volume plugin {0}: plugin \"{0}\" not found",
+            driver.name
+        )));
+    }
+    if !m.source.is_empty() {
+        estiba_volume::validate_name(&m.source)
+            .map_err(|reason| invalid(format!("create {}: {reason}", m.source)))?;
+    }
+    Ok(MountPoint {
+        kind: MountKind::Volume,
+        anonymous: m.source.is_empty(),
+        name: m.source,
+        destination,
+        mode: "z".to_string(),
+        rw: !m.read_only,
+        copy_data: !v.no_copy,
+        volume_options: driver.options.unwrap_or_default(),
+        volume_labels: v.labels.unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+fn long_tmpfs(m: LongForm, destination: String) -> Result<MountPoint, ContainerError> {
+    let kind = "tmpfs";
+    if !m.source.is_empty() {
+        return Err(must_not(kind, "Source"));
+    }
+    if m.bind_options.is_some() {
+        return Err(must_not(kind, "BindOptions"));
+    }
+    if m.volume_options.is_some() {
+        return Err(must_not(kind, "VolumeOptions"));
+    }
+    let t = m.tmpfs_options.unwrap_or_default();
+    if t.size_bytes < 0 {
+        return Err(config_error(kind, "invalid tmpfs size"));
+    }
+    let mut opts = Vec::new();
+    if t.size_bytes > 0 {
+        opts.push(format!("size={}", t.size_bytes));
+    }
+    if t.mode != 0 {
+        opts.push(format!("mode={:o}", t.mode & 0o7777));
+    }
+    if m.read_only {
+        opts.push("ro".to_string());
+    }
+    Ok(MountPoint {
+        kind: MountKind::Tmpfs,
+        destination,
+        rw: !m.read_only,
+        tmpfs_options: opts.join(","),
+        ..Default::default()
+    })
 }
 
 /// An anonymous volume at `destination` (`-v /data`, `Config.Volumes`, an image's `VOLUME`).
