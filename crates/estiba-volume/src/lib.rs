@@ -133,6 +133,11 @@ impl VolumeService {
             path: root.clone(),
             source,
         })?;
+        // As dockerd: other users may traverse to a volume's _data but not list the volumes.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o701));
+        }
         Ok(Arc::new(VolumeService {
             store,
             events,
