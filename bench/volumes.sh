@@ -18,7 +18,7 @@ E="docker -H unix://$ESTIBA_SOCK"
 prepare "$E"
 named=(-n "named (estibad)" "$E run --rm --network none -v data:/d busybox true")
 anon=(-n "anonymous (estibad)" "$E run --rm --network none -v /d busybox true")
-cycle=(-n "create+rm (estibad)" "sh -c '$E volume create v >/dev/null && $E volume rm v >/dev/null'")
+cycle=(-n "create+rm (estibad)" "sh -c '$E volume create bench-v >/dev/null && $E volume rm bench-v >/dev/null'")
 copy=(-n "copy-up 20 MB (estibad)" "$E run --rm --network none withdata:1 true")
 if have_dockerd; then
   start_dockerd
@@ -26,7 +26,7 @@ if have_dockerd; then
   prepare "$D"
   named+=(-n "named (dockerd)" "$D run --rm --network none -v data:/d busybox true")
   anon+=(-n "anonymous (dockerd)" "$D run --rm --network none -v /d busybox true")
-  cycle+=(-n "create+rm (dockerd)" "sh -c '$D volume create v >/dev/null && $D volume rm v >/dev/null'")
+  cycle+=(-n "create+rm (dockerd)" "sh -c '$D volume create bench-v >/dev/null && $D volume rm bench-v >/dev/null'")
   copy+=(-n "copy-up 20 MB (dockerd)" "$D run --rm --network none withdata:1 true")
 fi
 hyperfine -N --warmup 3 --runs "${RUNS:-20}" "${named[@]}"
