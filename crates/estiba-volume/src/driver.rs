@@ -63,6 +63,8 @@ pub(crate) fn is_mounted(target: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
+    // mountinfo shows resolved paths: a data-root reached through a symlink must match too.
+    let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
     let want = target.to_string_lossy();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
