@@ -440,3 +440,79 @@ fn events_df_filters_and_references_across_a_restart() {
     let out = d.docker(&["volume", "ls", "-q"]);
     assert!(out.ok().stdout.is_empty());
 }
+
+#[test]
+fn every_short_and_long_form_key_is_accepted() {
+    let d = daemon_with_busybox();
+    let src = d.dir().join("keys");
+    std::fs::create_dir_all(&src).unwrap();
+    let _guard = Unmounter(src.clone());
+    std::fs::write(src.join("top"), "top\n").unwrap();
+    let s = src.display().to_string();
+    // Short-form modes: rw, z, Z (accepted, no SELinux here), and each propagation.
+    for mode in [
+        "rw", "rw,z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave",
+    ] {
+        let spec = format!("{s}:/m:{mode}");
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /m/top && touch /m/w",
+        ]);
+        assert_eq!(out.ok().stdout, "top\n", "{mode}");
+    }
+    // Volume modes: rw, z, Z, nocopy, combined.
+    for mode in ["rw", "z", "Z,rw", "nocopy", "rw,nocopy,z"] {
+        let spec = format!("named:/n:{mode}");
+        d.docker(&["run", "--rm", "-v", &spec, "busybox", "touch", "/n/ok"])
+            .ok();
+    }
+    // Long-form key spellings: source/target/destination, ro=true, readonly=false.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={s},target=/a,ro=true"),
+        "--mount",
+        "type=volume,source=named,destination=/b,readonly=false",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /b/w && cat /a/top && touch /a/x",
+    ]);
+    out.fails_with(1);
+    assert_eq!(out.stdout, "top\n");
+    assert_eq!(out.stderr, "touch: /a/x: Read-only file system\n");
+    // bind-recursive=disabled: a mount below the source is not carried into the container.
+    mount_tmpfs(&src.join("sub"));
+    std::fs::write(src.join("sub/inner"), "inner\n").unwrap();
+    let script = "ls /r/sub";
+    let rec = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={s},dst=/r"),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(rec.ok().stdout, "inner\n");
+    let flat = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={s},dst=/r,bind-recursive=disabled"),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(flat.ok().stdout, "");
+    d.docker(&["volume", "rm", "named"]).ok();
+}
