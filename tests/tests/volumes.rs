@@ -541,6 +541,25 @@ fn bad_input_gets_dockers_errors_and_creates_nothing() {
         );
     }
     assert!(!missing.exists());
+    // Through the API: an anonymous volume on / and a malformed --mount body.
+    for (body, want) in [
+        (
+            r#"{"Image":"busybox","Volumes":{"/":{}}}"#,
+            "destination can't be '/'",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"ok1","Target":"/d","TmpfsOptions":{}}]}}"#,
+            "invalid mount config for type \"volume\": field TmpfsOptions must not be specified",
+        ),
+    ] {
+        let resp = d.api("POST", "/containers/create", Some(body.as_bytes()));
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        let text = v["message"].as_str().unwrap_or_default().to_string();
+        assert_eq!(resp.status, 400, "{body}: {text}");
+        assert!(text.contains(want), "{body}: {text}");
+    }
+    assert!(volume_names(&d).is_empty());
+    assert!(d.docker(&["ps", "-aq"]).ok().stdout.is_empty());
     // Unknown volumes: 404 with dockerd's text.
     let out = d.docker(&["volume", "inspect", "nope"]);
     out.fails_with(1);

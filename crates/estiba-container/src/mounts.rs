@@ -13,6 +13,8 @@ use crate::model::{ContainerConfig, ContainerRecord, HostOptions};
 use crate::mountspec::{self, MountKind, MountPoint};
 use crate::service::ContainerService;
 
+/// Most mounts one container may ask for (estiba-oci's bound on the spec's user mounts).
+const MAX_MOUNTS: usize = 1024;
 /// Most `--volumes-from` one container may name.
 const MAX_VOLUMES_FROM: usize = 64;
 
@@ -65,6 +67,13 @@ impl ContainerService {
         config: &ContainerConfig,
         host: &HostOptions,
     ) -> Result<Vec<MountPoint>, ContainerError> {
+        let count = host.binds.len() + host.mounts.len() + config.volumes.len();
+        if count > MAX_MOUNTS {
+            return Err(ContainerError::InvalidParameter(format!(
+                "too many mounts ({count}, at most {})",
+                MAX_MOUNTS
+            )));
+        }
         if host.volumes_from.len() > MAX_VOLUMES_FROM {
             return Err(ContainerError::InvalidParameter(format!(
                 "at most {MAX_VOLUMES_FROM} --volumes-from"
@@ -109,6 +118,11 @@ impl ContainerService {
         all.extend(own);
         for v in &config.volumes {
             let mp = mountspec::anonymous(v);
+            if mp.destination == "/" {
+                return Err(ContainerError::InvalidParameter(format!(
+                    "invalid volume specification: '{v}': invalid mount config for type \"volume\": invalid specification: destination can't be '/'"
+                )));
+            }
             if !all.iter().any(|m| m.destination == mp.destination) {
                 all.push(mp);
             }
