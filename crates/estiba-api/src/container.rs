@@ -185,6 +185,9 @@ pub struct HostConfig {
     pub io_maximum_iops: u64,
     #[serde(rename = "IOMaximumBandwidth")]
     pub io_maximum_bandwidth: u64,
+    /// `--mount` entries (moby's `mount.Mount`), kept as JSON: the container service parses them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<serde_json::Value>>,
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -110,6 +110,9 @@ pub(crate) enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::cmd::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]

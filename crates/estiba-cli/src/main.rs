@@ -141,5 +141,6 @@ async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
         Command::Commit(a) => cmd::container::files::commit(c, a, "commit").await,
         Command::Update(a) => cmd::container::files::update(c, a, "update").await,
         Command::Container(sub) => cmd::container::container(c, sub).await,
+        Command::Volume(sub) => cmd::volume::volume(c, sub).await,
     }
 }

@@ -226,6 +226,8 @@ impl ContainerService {
             host.limits.memory_swap_bytes = host.limits.memory_bytes.saturating_mul(2);
         }
 
+        let mount_plan = self.plan_mounts(&config, &host)?;
+
         let now = chrono::Utc::now();
         let mut index = self.write_index();
         if index.len() >= MAX_CONTAINERS {
@@ -265,6 +267,7 @@ impl ContainerService {
             config.hostname = names::short_id(&id).to_string();
         }
 
+        let mount_points = self.create_mounts(&id, mount_plan)?;
         let snapshot_key = format!("c-{id}");
         let record = ContainerRecord {
             id: id.clone(),
@@ -282,10 +285,14 @@ impl ContainerService {
             },
             snapshot_key: snapshot_key.clone(),
             driver: self.snapshots.driver_name().to_string(),
+            mount_points,
         };
         // Record first: a crash after it leaves a container without files, which start
         // recreates; the other order would leave files nothing names.
-        self.persist(&record)?;
+        if let Err(e) = self.persist(&record) {
+            self.release_mounts(&record, true);
+            return Err(e);
+        }
         let dir = self.container_dir(&id);
         let prepared = std::fs::create_dir_all(&dir)
             .map_err(|e| internal(format!("create {}: {e}", dir.display())))
@@ -300,6 +307,7 @@ impl ContainerService {
                 let _ = tx.commit();
             }
             crate::service::remove_dir(&dir);
+            self.release_mounts(&record, true);
             return Err(e);
         }
         index.insert(id.clone(), Container::new(record.clone()));

@@ -22,8 +22,11 @@ mod fs;
 mod lifecycle;
 mod logs;
 pub mod model;
+mod mounts;
+pub mod mountspec;
 pub mod names;
 mod pause;
+mod propagation;
 mod rename;
 mod restart;
 mod security;
@@ -45,6 +48,7 @@ pub use model::{
     ContainerConfig, ContainerRecord, HostOptions, Limits, RestartPolicy, State, Status,
     UlimitSetting,
 };
+pub use mountspec::{MountKind, MountPoint};
 pub use service::{
     wait, Attach, ContainerService, CreateRequest, ListFilters, RuntimeConfig, ServiceConfig,
     StartOutcome, StopOutcome, Summary, WaitCondition, WaitResult, Watch, MAX_CONTAINERS,

@@ -146,6 +146,7 @@ impl ContainerService {
         }
         let code = exit.exit_code.to_string();
         self.publish(&record, "die", &[("exitCode", &code)]);
+        self.mounts_stopped(&record);
         drop(guard);
         if let Some(delay) = restart {
             self.schedule_restart(Arc::clone(c), delay);
@@ -355,6 +356,9 @@ impl ContainerService {
         tx.commit().map_err(internal)?;
         self.write_index().remove(&record.id);
         self.exec_forget_container(&record.id);
+        // Before waiters are answered: `docker run --rm -v /x` returns with its anonymous
+        // volume gone, as with dockerd.
+        self.release_mounts(&record, record.host.auto_remove);
         lock(&c.pending_attaches).clear();
         c.changed.notify_all();
         c.watch.send_modify(|w| w.removed = true);

@@ -105,6 +105,10 @@ pub struct HostOptions {
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
     pub init: Option<bool>,
+    /// `HostConfig.Mounts` as given (`--mount`); parsed into mount points at create.
+    pub mounts: Vec<serde_json::Value>,
+    /// `HostConfig.VolumesFrom` (`--volumes-from NAME[:ro|:rw]`).
+    pub volumes_from: Vec<String>,
 }
 
 /// Lifecycle states, named as Docker names them.
@@ -183,6 +187,8 @@ pub struct ContainerRecord {
     pub snapshot_key: String,
     /// Storage driver name at create time.
     pub driver: String,
+    /// Binds, volumes and `--mount` tmpfs, resolved at create (inspect's `Mounts`).
+    pub mount_points: Vec<crate::mountspec::MountPoint>,
 }
 
 impl ContainerRecord {

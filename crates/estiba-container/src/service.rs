@@ -122,6 +122,8 @@ pub struct ListFilters {
     /// Image IDs (full "sha256:...") the container must be from.
     pub ancestor_ids: Vec<String>,
     pub exited: Vec<i64>,
+    /// `volume=`: a volume name or a mount destination.
+    pub volume: Vec<String>,
 }
 
 /// A row of `docker ps`.
@@ -216,7 +218,6 @@ pub struct ContainerService {
     /// `docker exec` instances (in memory only, as Docker).
     pub(crate) execs: crate::exec::ExecTable,
     /// Named and anonymous volumes (mounted at start, released at remove).
-    #[allow(dead_code)] // until the volume work lands
     pub(crate) volumes: Arc<estiba_volume::VolumeService>,
     /// Networks (a container joins them at start, leaves them at exit).
     #[allow(dead_code)] // until the network work lands
@@ -605,6 +606,9 @@ fn matches(record: &ContainerRecord, f: &ListFilters) -> bool {
         return false;
     }
     if !f.ancestor_ids.is_empty() && !f.ancestor_ids.iter().any(|a| a == &record.image_id) {
+        return false;
+    }
+    if !crate::mounts::uses_volume(record, &f.volume) {
         return false;
     }
     let exited_ok = f.exited.is_empty()

@@ -3,12 +3,12 @@
 //! attaches that were waiting, then `start` — containerd's create/attach/start order, so no
 //! output is lost to an attach that came first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use estiba_oci::{
-    BindMount, CgroupnsMode, ContainerOptions, IpcMode, NetworkFiles, NetworkMode, PidMode,
-    Resources, SpecInput, TmpfsMount, Ulimit, UtsMode,
+    CgroupnsMode, ContainerOptions, IpcMode, NetworkFiles, NetworkMode, PidMode, Resources,
+    SpecInput, TmpfsMount, Ulimit, UtsMode,
 };
 use estiba_shim::{ShimArgs, ShimClient, ShimError};
 
@@ -43,37 +43,6 @@ fn runtime_error(message: &str) -> StartFailure {
     } else {
         StartFailure(ContainerError::Internal(text), 128)
     }
-}
-
-/// `-v /src:/dst[:ro]` binds (named volumes arrive with the volume service).
-fn parse_binds(binds: &[String]) -> Result<Vec<BindMount>, ContainerError> {
-    binds
-        .iter()
-        .map(|b| {
-            let parts: Vec<&str> = b.split(':').collect();
-            let (src, dst, mode) = match parts.as_slice() {
-                [s, d] => (*s, *d, ""),
-                [s, d, m] => (*s, *d, *m),
-                _ => {
-                    return Err(ContainerError::InvalidParameter(format!(
-                        "invalid volume specification: '{b}'"
-                    )))
-                }
-            };
-            if !src.starts_with('/') {
-                return Err(ContainerError::InvalidParameter(format!(
-                    "invalid volume specification: '{b}': named volumes are not supported yet"
-                )));
-            }
-            Ok(BindMount {
-                source: PathBuf::from(src),
-                destination: dst.to_string(),
-                writable: !mode.split(',').any(|m| m == "ro"),
-                propagation: Default::default(),
-                non_recursive: false,
-            })
-        })
-        .collect()
 }
 
 fn no_new_privileges(security_opt: &[String]) -> bool {
@@ -170,7 +139,8 @@ pub(crate) fn container_options(
             pids_limit: l.pids_limit,
             blkio_weight: l.blkio_weight,
         },
-        binds: parse_binds(&host.binds)?,
+        // Filled at start by `start_mounts`, which needs the rootfs and the volume service.
+        binds: Vec::new(),
         device_cgroup_rules: Vec::new(),
         network,
         ipc,
@@ -390,7 +360,10 @@ impl ContainerService {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<estiba_oci::oci_spec::runtime::Spec, StartFailure> {
-        let options = container_options(record, &record.host).map_err(fail)?;
+        let mut options = container_options(record, &record.host).map_err(fail)?;
+        let (binds, tmpfs) = self.start_mounts(record, rootfs).map_err(fail)?;
+        options.binds = binds;
+        options.tmpfs.extend(tmpfs);
         let user = estiba_oci::resolve_user(rootfs, &record.config.user, &record.host.group_add)
             .map_err(|e| StartFailure(ContainerError::InvalidParameter(e.to_string()), 128))?;
         let cwd = if record.config.working_dir.is_empty() {

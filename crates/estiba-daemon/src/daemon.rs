@@ -139,6 +139,7 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         },
     )
     .context("open the container service")?;
+    containers.reconcile_volume_users();
     let weak = Arc::downgrade(&containers);
     images.set_in_use_check(Box::new(move |image_id| {
         weak.upgrade().and_then(|c| c.image_user(image_id))

@@ -274,7 +274,9 @@ fn user_entries(user: &[UserMount]) -> Result<(Vec<MountEntry>, Option<String>),
                     Propagation::Slave | Propagation::Rslave
                         if rootfs_propagation.as_deref() != Some("shared") =>
                     {
-                        rootfs_propagation = Some("rslave".to_owned());
+                        // moby writes "rslave"; youki's libcontainer knows only "slave" (which it
+                        // applies recursively), and runc and crun accept both.
+                        rootfs_propagation = Some("slave".to_owned());
                     }
                     _ => {}
                 }

@@ -501,7 +501,7 @@ const ALL_WARNING: &str =
     "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?";
 
 /// docker's prompt: prints "message [y/N] " and accepts "y"/"Y".
-fn confirm(message: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(message: &str) -> anyhow::Result<bool> {
     out(&format!("{message} [y/N] "))?;
     let mut answer = String::new();
     let stdin = std::io::stdin();

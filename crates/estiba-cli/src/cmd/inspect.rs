@@ -55,7 +55,11 @@ fn render(format: Option<&str>, raw: &[Bytes]) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn finish(format: Option<&str>, found: &[Bytes], errors: Vec<String>) -> anyhow::Result<()> {
+pub(crate) fn finish(
+    format: Option<&str>,
+    found: &[Bytes],
+    errors: Vec<String>,
+) -> anyhow::Result<()> {
     out(&render(format, found)?)?;
     StatusError::from_errors(errors)
 }

@@ -6,3 +6,4 @@ pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod system;
 pub(crate) mod transfer;
+pub(crate) mod volume;

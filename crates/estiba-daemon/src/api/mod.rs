@@ -47,7 +47,6 @@ pub(crate) struct AppState {
     pub(crate) events: Arc<EventBus>,
     pub(crate) images: Arc<ImageService>,
     pub(crate) containers: Arc<estiba_container::ContainerService>,
-    #[allow(dead_code)] // until its endpoints land
     pub(crate) volumes: Arc<estiba_volume::VolumeService>,
     #[allow(dead_code)] // until its endpoints land
     pub(crate) networks: Arc<estiba_net::NetworkService>,

@@ -265,7 +265,7 @@ pub(super) async fn df(
         layers_size: i64::try_from(usage.layers_size_bytes).unwrap_or(i64::MAX),
         images,
         containers: Vec::new(),
-        volumes: Vec::new(),
+        volumes: super::volumes::df_rows(&state).await?,
         build_cache: Vec::new(),
     }))
 }

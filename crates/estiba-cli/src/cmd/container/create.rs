@@ -315,6 +315,18 @@ fn parse_mount(spec: &str) -> Result<Value, FlagError> {
             ("volume-nocopy", v) => {
                 volume_opts.insert("NoCopy".into(), json!(truthy(&v)));
             }
+            ("volume-subpath", Some(v)) => {
+                volume_opts.insert("Subpath".into(), json!(v));
+            }
+            ("volume-opt" | "volume-label" | "volume-driver", Some(v)) => {
+                crate::cmd::volume::mount_volume_option(&mut volume_opts, &k, &v);
+            }
+            ("bind-recursive", Some(v)) => {
+                bind_opts.insert("NonRecursive".into(), json!(v == "disabled"));
+            }
+            ("bind-nonrecursive", v) => {
+                bind_opts.insert("NonRecursive".into(), json!(truthy(&v)));
+            }
             ("tmpfs-size", Some(v)) => {
                 let n = ram_in_bytes(&v).map_err(|e| FlagError::invalid(spec, "--mount", e))?;
                 tmpfs.insert("SizeBytes".into(), json!(n));

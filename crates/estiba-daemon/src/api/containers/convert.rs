@@ -110,6 +110,8 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
         masked_paths: h.masked_paths,
         readonly_paths: h.readonly_paths,
         init: h.init,
+        mounts: h.mounts.unwrap_or_default(),
+        volumes_from: h.volumes_from.unwrap_or_default(),
     };
     CreateRequest { name, config, host }
 }
@@ -231,6 +233,8 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
         masked_paths: masked,
         readonly_paths: readonly,
         init: h.init,
+        mounts: (!h.mounts.is_empty()).then(|| h.mounts.clone()),
+        volumes_from: none_if_empty(&h.volumes_from),
         ..Default::default()
     }
 }
@@ -347,7 +351,11 @@ pub(super) fn inspect(
         },
         size_rw,
         size_root_fs: size_rw,
-        mounts: Vec::new(),
+        mounts: r
+            .mount_points
+            .iter()
+            .map(crate::api::volumes::mount_json)
+            .collect(),
         config: api_config(&r.config),
         network_settings: network_settings(&r.host.network_mode),
     }
@@ -382,6 +390,10 @@ pub(super) fn summary(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Contai
             network_mode: network.clone(),
         },
         network_settings: serde_json::json!({ "Networks": {} }),
-        mounts: Vec::new(),
+        mounts: r
+            .mount_points
+            .iter()
+            .map(crate::api::volumes::mount_json)
+            .collect(),
     }
 }

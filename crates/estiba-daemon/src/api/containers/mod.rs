@@ -141,7 +141,8 @@ pub(super) async fn remove(
     params: Params,
 ) -> Result<Response, ApiError> {
     let force = params.bool("force");
-    blocking(&state, move |s| s.remove(&id, force)).await?;
+    let volumes = params.bool("v");
+    blocking(&state, move |s| s.remove_with_volumes(&id, force, volumes)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -164,7 +165,9 @@ pub(super) async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     let filters = Filters::parse(params.get("filters").unwrap_or_default())?;
-    filters.only(&["status", "name", "id", "label", "ancestor", "exited"])?;
+    filters.only(&[
+        "status", "name", "id", "label", "ancestor", "exited", "volume",
+    ])?;
     for s in filters.get("status") {
         if ![
             "created",
@@ -208,6 +211,7 @@ pub(super) async fn list(
         label: filters.get("label").to_vec(),
         ancestor_ids: Vec::new(),
         exited,
+        volume: filters.get("volume").to_vec(),
     };
     let size = params.bool("size");
     let images = Arc::clone(&state.images);
