@@ -350,6 +350,7 @@ impl ContainerService {
             _ => {}
         }
         lock(&c.record).state.status = Status::Removing;
+        let _releasing = self.release_guard();
         let mut tx = self.store.write().map_err(internal)?;
         tx.remove(crate::service::CONTAINERS, &record.id)
             .map_err(internal)?;

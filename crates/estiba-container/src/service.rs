@@ -205,6 +205,18 @@ impl Container {
     }
 }
 
+/// A removal releasing files; see [`ContainerService::drain_releases`].
+pub(crate) struct ReleaseGuard<'a>(&'a ContainerService);
+
+impl Drop for ReleaseGuard<'_> {
+    fn drop(&mut self) {
+        let (count, changed) = &self.0.releasing;
+        let mut n = lock(count);
+        *n = n.saturating_sub(1);
+        changed.notify_all();
+    }
+}
+
 /// The container service.
 pub struct ContainerService {
     pub(crate) store: Arc<Store>,
@@ -222,6 +234,9 @@ pub struct ContainerService {
     /// Networks (a container joins them at start, leaves them at exit).
     #[allow(dead_code)] // until the network work lands
     pub(crate) networks: Arc<estiba_net::NetworkService>,
+    /// Removals whose record is gone but whose files are still being released (unmount,
+    /// shim, snapshot): shutdown waits for them, so a clean stop leaves no mount behind.
+    pub(crate) releasing: (Mutex<usize>, Condvar),
 }
 
 impl ContainerService {
@@ -264,6 +279,7 @@ impl ContainerService {
             execs: Default::default(),
             volumes,
             networks,
+            releasing: (Mutex::new(0), Condvar::new()),
         });
         service.collect_garbage();
         service.restore();
@@ -318,6 +334,30 @@ impl ContainerService {
                 }
             }
         }
+    }
+
+    /// Waits, at most `timeout`, for removals still releasing files (daemon shutdown).
+    pub fn drain_releases(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (count, changed) = &self.releasing;
+        let mut n = lock(count);
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = match changed.wait_timeout(n, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// Counts a release in progress until the guard drops.
+    pub(crate) fn release_guard(&self) -> ReleaseGuard<'_> {
+        *lock(&self.releasing.0) += 1;
+        ReleaseGuard(self)
     }
 
     pub(crate) fn read_index(

@@ -200,6 +200,10 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
             Err(e) => Err(anyhow::anyhow!("server task failed: {e}")),
         }
     });
+    // A container removal that already answered its waiters may still be unmounting.
+    if !state.containers.drain_releases(Duration::from_secs(10)) {
+        tracing::warn!("container removals still releasing files at shutdown");
+    }
     // Blocking work still running (a load) is abandoned; its writes are crash-safe.
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(held);
