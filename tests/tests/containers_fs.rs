@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use estiba_e2e::{testimg, token, Cli, Daemon};
+use estiba_e2e::{testimg, token, wait_until, Cli, Daemon};
 
 fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
@@ -537,6 +537,10 @@ fn commit_check(cli: Cli) {
     );
     out.ok();
     let live_id = out.stdout.trim().to_owned();
+    let written = wait_until(std::time::Duration::from_secs(10), || {
+        d.run(cli, &["exec", "live", "cat", "/up"]).code == 0
+    });
+    assert!(written, "the container never wrote /up");
     for args in [
         &["commit", "live", "me/live:1"][..],
         &["commit", "--pause=false", "live", "me/live:2"],
