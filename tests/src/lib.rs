@@ -265,6 +265,36 @@ impl Daemon {
         self.dir().join("exec")
     }
 
+    /// What removed containers may leave behind: container dirs, shim state dirs and mounts
+    /// under this daemon's dir. A removal answers its waiters (`docker run --rm`) before it
+    /// unmounts and deletes, so this waits up to `timeout` for them to go and returns what
+    /// is still there.
+    pub fn leftovers_after(&self, timeout: Duration) -> Vec<String> {
+        let scan = || {
+            let mut left: Vec<String> = Vec::new();
+            for dir in [
+                self.data_root().join("containers"),
+                self.exec_root().join("containers"),
+            ] {
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    left.extend(entries.flatten().map(|e| e.path().display().to_string()));
+                }
+            }
+            left.extend(
+                disk::mounts_under(self.dir())
+                    .into_iter()
+                    .map(|p| format!("mount {}", p.display())),
+            );
+            left
+        };
+        let mut left = scan();
+        wait_until(timeout, || {
+            left = scan();
+            left.is_empty()
+        });
+        left
+    }
+
     /// `<data-root>/content`.
     pub fn content_dir(&self) -> PathBuf {
         self.data_root().join("content")

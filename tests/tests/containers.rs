@@ -18,15 +18,8 @@ fn assert_clean(d: &Daemon) {
     let out = d.docker(&["ps", "-aq"]);
     out.ok();
     assert!(out.stdout.trim().is_empty(), "containers left: {out}");
-    let containers = d.data_root().join("containers");
-    let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "container dirs left: {left:?}");
-    let shims: Vec<_> = std::fs::read_dir(d.exec_root().join("containers"))
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(shims.is_empty(), "shim state left: {shims:?}");
+    let left = d.leftovers_after(std::time::Duration::from_secs(10));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 fn cgroup_exists(id: &str) -> bool {

@@ -18,15 +18,8 @@ fn assert_clean(d: &Daemon) {
     let out = d.docker(&["ps", "-aq"]);
     out.ok();
     assert!(out.stdout.trim().is_empty(), "containers left: {out}");
-    for dir in [
-        d.data_root().join("containers"),
-        d.exec_root().join("containers"),
-    ] {
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .map(|r| r.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
-    }
+    let left = d.leftovers_after(std::time::Duration::from_secs(10));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Removes the named containers when dropped, so a failing test leaves no container running.

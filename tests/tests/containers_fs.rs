@@ -19,12 +19,8 @@ fn assert_clean(d: &Daemon) {
     let out = d.docker(&["ps", "-aq"]);
     out.ok();
     assert!(out.stdout.trim().is_empty(), "containers left: {out}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let root = d.data_root().to_string_lossy().into_owned();
-    assert!(
-        !mounts.contains(&root),
-        "mounts left under {root}:\n{mounts}"
-    );
+    let left = d.leftovers_after(std::time::Duration::from_secs(10));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Removes the named containers when dropped, so a failing test leaves no running container

@@ -20,10 +20,8 @@ fn assert_clean(d: &Daemon, ids: &[String]) {
     let out = d.docker(&["ps", "-aq"]);
     out.ok();
     assert!(out.stdout.trim().is_empty(), "containers left: {out}");
-    let left: Vec<_> = std::fs::read_dir(d.data_root().join("containers"))
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "container dirs left: {left:?}");
+    let left = d.leftovers_after(std::time::Duration::from_secs(10));
+    assert!(left.is_empty(), "left behind: {left:?}");
     for id in ids {
         for c in ["memory", "pids", "cpu", "unified"] {
             let p = format!("/sys/fs/cgroup/{c}/estiba/{id}");
