@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -64,6 +64,17 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     create_dir(&config.exec_root, 0o711)?;
     let lock = DataRootLock::acquire(&config.data_root)?;
     tracing::debug!("locked {}", lock.path().display());
+    // A client may signal us as soon as the socket exists: from here on SIGTERM, SIGINT and
+    // SIGHUP only set flags until the async handlers take over (their default is to die).
+    let early_stop = Arc::new(AtomicBool::new(false));
+    let early_hup = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGTERM, &early_stop),
+        (signal_hook::consts::SIGINT, &early_stop),
+        (signal_hook::consts::SIGHUP, &early_hup),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).context("install signal handlers")?;
+    }
     // Bound before any thread exists: binding changes the process umask for a moment.
     let listeners = listen::bind_all(&hosts)?;
     let sockets = listeners
@@ -193,7 +204,7 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
             state.config.data_root.display(),
             state.driver_name
         );
-        wait_for_signals(&state, &flags, &given, &log).await?;
+        wait_for_signals(&state, &flags, &given, &log, &early_stop).await?;
         let _ = shutdown_tx.send(true);
         match serving.await {
             Ok(r) => r,
@@ -217,10 +228,15 @@ async fn wait_for_signals(
     flags: &Flags,
     given: &GivenFlags,
     log: &LogHandle,
+    early_stop: &AtomicBool,
 ) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("install SIGHUP handler")?;
+    if early_stop.load(Ordering::SeqCst) {
+        tracing::info!("processing signal 'terminated' (received during start-up)");
+        return Ok(());
+    }
     loop {
         tokio::select! {
             _ = term.recv() => {
