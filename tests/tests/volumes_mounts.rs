@@ -237,6 +237,13 @@ fn bind_propagation_works_although_the_host_root_is_private() {
     .ok();
     assert!(!src.join("hidden/h").exists());
     d.docker(&["rm", "-f", "slave", "shared", "private"]).ok();
+    // The shared self-bind made for them goes with the last of them, and what the shared
+    // container mounted under it with it.
+    let left = estiba_e2e::disk::mounts_under(&src);
+    assert!(
+        left.is_empty(),
+        "mounts left under the bind source: {left:?}"
+    );
 }
 
 #[test]

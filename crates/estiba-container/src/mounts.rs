@@ -11,7 +11,7 @@ use estiba_volume::{CreateVolume, VolumeError, ANONYMOUS_LABEL};
 use crate::error::{internal, ContainerError};
 use crate::model::{ContainerConfig, ContainerRecord, HostOptions};
 use crate::mountspec::{self, MountKind, MountPoint};
-use crate::service::ContainerService;
+use crate::service::{lock, ContainerService};
 
 /// Most mounts one container may ask for (estiba-oci's bound on the spec's user mounts).
 const MAX_MOUNTS: usize = 1024;
@@ -249,13 +249,16 @@ impl ContainerService {
         }
         let prop = propagation(&mp.propagation);
         if !matches!(prop, Propagation::Private | Propagation::Rprivate) {
-            crate::propagation::ensure_shared(&source).map_err(|e| {
+            let made = crate::propagation::ensure_shared(&source).map_err(|e| {
                 internal(format!(
                     "make {} a shared mount for {} propagation: {e}",
                     source.display(),
                     mp.propagation
                 ))
             })?;
+            if let Some(path) = made {
+                lock(&self.shared_binds).insert(path);
+            }
         }
         Ok(BindMount {
             source,
@@ -278,6 +281,7 @@ impl ContainerService {
     /// At remove: forgets the container's volume references; with `remove_anonymous` also
     /// removes its anonymous volumes that nothing else uses (as dockerd, silently otherwise).
     pub(crate) fn release_mounts(&self, record: &ContainerRecord, remove_anonymous: bool) {
+        self.release_self_binds(record);
         for mp in &record.mount_points {
             if mp.kind != MountKind::Volume {
                 continue;
@@ -291,6 +295,34 @@ impl ContainerService {
                     Ok(()) | Err(VolumeError::InUse { .. }) => {}
                     Err(e) => tracing::warn!("remove anonymous volume {}: {e}", mp.name),
                 }
+            }
+        }
+    }
+
+    /// Unmounts the shared self-binds this container's binds needed, unless another container
+    /// binds the same source.
+    fn release_self_binds(&self, record: &ContainerRecord) {
+        let sources: Vec<PathBuf> = record
+            .mount_points
+            .iter()
+            .filter(|mp| mp.kind == MountKind::Bind)
+            .filter_map(|mp| std::fs::canonicalize(&mp.source).ok())
+            .collect();
+        let mut made = lock(&self.shared_binds);
+        for source in sources {
+            if !made.contains(&source) {
+                continue;
+            }
+            let in_use = self.read_index().values().any(|c| {
+                c.id != record.id
+                    && c.snapshot().mount_points.iter().any(|mp| {
+                        mp.kind == MountKind::Bind
+                            && std::fs::canonicalize(&mp.source).ok().as_ref() == Some(&source)
+                    })
+            });
+            if !in_use {
+                crate::propagation::release_self_bind(&source);
+                made.remove(&source);
             }
         }
     }

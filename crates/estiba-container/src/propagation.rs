@@ -53,24 +53,35 @@ fn containing(mounts: &[MountInfo], path: &Path) -> Option<usize> {
     best
 }
 
-/// Makes sure `source` lies in a shared mount, creating a shared self-bind when it does not.
-pub(crate) fn ensure_shared(source: &Path) -> io::Result<()> {
+/// Makes sure `source` lies in a shared mount, creating a shared self-bind when it does not;
+/// returns the path of a self-bind it created (the caller unmounts it when no container
+/// needs it any more, see [`release_self_bind`]).
+pub(crate) fn ensure_shared(source: &Path) -> io::Result<Option<PathBuf>> {
     let source = std::fs::canonicalize(source)?;
     let mounts = mountinfo()?;
     let Some(i) = containing(&mounts, &source) else {
         return Err(io::Error::other("no mount contains it"));
     };
     if mounts[i].shared {
-        return Ok(());
+        return Ok(None);
     }
-    if mounts[i].mount_point != source {
+    let created = mounts[i].mount_point != source;
+    if created {
         rustix::mount::mount_bind_recursive(&source, &source)?;
     }
     rustix::mount::mount_change(
         &source,
         MountPropagationFlags::SHARED | MountPropagationFlags::REC,
     )?;
-    Ok(())
+    Ok(created.then_some(source))
+}
+
+/// Unmounts a self-bind made by [`ensure_shared`] (detached: a container of another daemon
+/// may still hold it through its own mount namespace).
+pub(crate) fn release_self_bind(path: &Path) {
+    if let Err(e) = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        tracing::warn!("unmount the shared self-bind {}: {e}", path.display());
+    }
 }
 
 #[cfg(test)]

@@ -237,6 +237,9 @@ pub struct ContainerService {
     /// Removals whose record is gone but whose files are still being released (unmount,
     /// shim, snapshot): shutdown waits for them, so a clean stop leaves no mount behind.
     pub(crate) releasing: (Mutex<usize>, Condvar),
+    /// Shared self-binds made for bind propagation (see `propagation.rs`), unmounted when the
+    /// last container binding them is removed.
+    pub(crate) shared_binds: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl ContainerService {
@@ -280,6 +283,7 @@ impl ContainerService {
             volumes,
             networks,
             releasing: (Mutex::new(0), Condvar::new()),
+            shared_binds: Mutex::new(Default::default()),
         });
         service.collect_garbage();
         service.restore();
