@@ -23,6 +23,7 @@ mod lifecycle;
 mod logs;
 pub mod model;
 pub mod names;
+mod network;
 mod pause;
 mod rename;
 mod restart;

@@ -128,6 +128,7 @@ impl ContainerService {
             .snapshots
             .unmount(&self.container_dir(&c.id).join("rootfs"));
         remove_dir(&state_dir);
+        self.net_teardown(&c.id);
         let restart = self.restart_delay(c, &record, i64::from(exit.exit_code));
         let record = self.update(
             c,
@@ -338,6 +339,7 @@ impl ContainerService {
             _ => {}
         }
         lock(&c.record).state.status = Status::Removing;
+        self.net_teardown(&record.id);
         let mut tx = self.store.write().map_err(internal)?;
         tx.remove(crate::service::CONTAINERS, &record.id)
             .map_err(internal)?;

@@ -219,7 +219,6 @@ pub struct ContainerService {
     #[allow(dead_code)] // until the volume work lands
     pub(crate) volumes: Arc<estiba_volume::VolumeService>,
     /// Networks (a container joins them at start, leaves them at exit).
-    #[allow(dead_code)] // until the network work lands
     pub(crate) networks: Arc<estiba_net::NetworkService>,
 }
 
@@ -266,6 +265,7 @@ impl ContainerService {
         });
         service.collect_garbage();
         service.restore();
+        service.net_reconcile();
         service.start_by_policy();
         Ok(service)
     }

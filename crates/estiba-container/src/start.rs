@@ -263,6 +263,7 @@ impl ContainerService {
                 Ok(())
             }
             Err(StartFailure(e, exit_code)) => {
+                self.net_teardown(&record.id);
                 let _ = self.snapshots.unmount(&rootfs);
                 remove_dir(&state_dir);
                 lock(&c.pending_attaches).clear();
@@ -295,6 +296,7 @@ impl ContainerService {
         self.snapshots
             .mount(&record.snapshot_key, rootfs)
             .map_err(|e| fail(internal(e)))?;
+        self.net_setup(record).map_err(fail)?;
         let spec = self.spec(record, dir, rootfs)?;
         let bundle_config = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| fail(internal(e)))?;
@@ -385,7 +387,8 @@ impl ContainerService {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<estiba_oci::oci_spec::runtime::Spec, StartFailure> {
-        let options = container_options(record, &record.host).map_err(fail)?;
+        let mut options = container_options(record, &record.host).map_err(fail)?;
+        options.network = self.net_options(record, options.network).map_err(fail)?;
         let user = estiba_oci::resolve_user(rootfs, &record.config.user, &record.host.group_add)
             .map_err(|e| StartFailure(ContainerError::InvalidParameter(e.to_string()), 128))?;
         let cwd = if record.config.working_dir.is_empty() {
@@ -407,7 +410,8 @@ impl ContainerService {
             format!("{}\n", record.config.hostname).as_bytes(),
         )
         .map_err(fail)?;
-        write_file(&hosts, files::hosts(&record.host.extra_hosts).as_bytes()).map_err(fail)?;
+        let hosts_text = files::hosts(&record.host.extra_hosts) + &self.net_hosts(record);
+        write_file(&hosts, hosts_text.as_bytes()).map_err(fail)?;
         let resolv_text = files::resolv_conf(
             &files::host_resolv_conf(),
             host_network,

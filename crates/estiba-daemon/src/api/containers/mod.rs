@@ -224,7 +224,14 @@ pub(super) async fn list(
     })
     .await?;
     let now = chrono::Utc::now();
-    let out: Vec<_> = rows.iter().map(|r| convert::summary(r, now)).collect();
+    let out: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let mut row = convert::summary(r, now);
+            row.ports = crate::api::networks::summary_ports(&state.networks, &r.record.id);
+            row
+        })
+        .collect();
     Ok(Json(out).into_response())
 }
 

@@ -1,0 +1,61 @@
+//! Network namespaces bound to files under `<exec-root>/netns`, made and entered from
+//! short-lived threads (the daemon is threaded: no fork).
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use crate::netlink::Netlink;
+
+/// Creates a new network namespace bound at `path`, with loopback up; returns a netlink socket
+/// that acts inside it.
+pub(crate) fn create(path: &Path) -> io::Result<Netlink> {
+    File::create(path)?;
+    let p = path.to_path_buf();
+    let made = std::thread::Builder::new()
+        .name("netns-create".into())
+        .spawn(move || -> io::Result<Netlink> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            rustix::mount::mount_bind("/proc/thread-self/ns/net", &p)?;
+            let mut nl = Netlink::open()?;
+            if let Some(lo) = nl.link_index("lo")? {
+                nl.set_up(lo, None)?;
+            }
+            Ok(nl)
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))?;
+    if made.is_err() {
+        let _ = remove(path);
+    }
+    made
+}
+
+/// A netlink socket acting inside the namespace bound at `path`.
+pub(crate) fn enter(path: &Path) -> io::Result<Netlink> {
+    let ns = File::open(path)?;
+    std::thread::Builder::new()
+        .name("netns-enter".into())
+        .spawn(move || -> io::Result<Netlink> {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            Netlink::open()
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))?
+}
+
+/// Unbinds and removes the namespace file (the namespace goes when its last user does).
+pub(crate) fn remove(path: &Path) -> io::Result<()> {
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
