@@ -100,6 +100,9 @@ pub(crate) enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::cmd::network::NetworkCommand),
 }
 
 #[derive(Subcommand, Debug)]

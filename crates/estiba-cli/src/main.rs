@@ -121,5 +121,6 @@ async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
         Command::Port(a) => cmd::container::manage::port(c, a, "port").await,
         Command::Exec(a) => cmd::container::run::exec(c, a, "exec").await,
         Command::Container(sub) => cmd::container::container(c, sub).await,
+        Command::Network(sub) => cmd::network::network(c, sub).await,
     }
 }

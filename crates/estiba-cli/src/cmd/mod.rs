@@ -4,5 +4,6 @@ pub(crate) mod container;
 pub(crate) mod events;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub(crate) mod network;
 pub(crate) mod system;
 pub(crate) mod transfer;
