@@ -392,3 +392,70 @@ fn sigkill_of_the_daemon_keeps_published_ports_answering() {
     d.docker(&["rm", "-f", &cid]).ok();
     assert!(curl_fails(&url));
 }
+
+#[test]
+fn containers_resolve_each_other_by_name_and_alias_on_user_networks() {
+    let d = daemon_with_busybox();
+    d.docker(&["network", "create", "dnsnet"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "dnsnet",
+        "--network-alias",
+        "cache",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let ip = ip_of(&d, "db", "dnsnet");
+    for name in ["db", "cache"] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "dnsnet",
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert!(
+            out.ok().stdout.contains(&format!("Address: {ip}")),
+            "{name}: {out}"
+        );
+        assert!(pings(&d, "dnsnet", name), "ping {name}");
+    }
+    let resolv = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(
+        resolv.ok().stdout.contains("nameserver 127.0.0.11"),
+        "{resolv}"
+    );
+    // The default bridge has no DNS by name, as Docker's.
+    let out = d.docker(&["run", "--rm", "busybox", "nslookup", "db"]);
+    assert!(!out.stdout.contains(&format!("Address: {ip}")), "{out}");
+    // A name on another network is not visible.
+    d.docker(&["network", "create", "othernet"]).ok();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "othernet",
+        "busybox",
+        "nslookup",
+        "db",
+    ]);
+    assert!(!out.stdout.contains(&format!("Address: {ip}")), "{out}");
+    d.docker(&["rm", "-f", "db"]).ok();
+    d.docker(&["network", "rm", "dnsnet", "othernet"]).ok();
+}

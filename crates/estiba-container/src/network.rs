@@ -59,6 +59,7 @@ pub(crate) fn sandbox_request(record: &ContainerRecord) -> SandboxRequest {
             .collect(),
         publish_all: h.publish_all_ports,
         exposed: record.config.exposed_ports.clone(),
+        dns: h.dns.clone(),
     }
 }
 
@@ -122,6 +123,38 @@ impl ContainerService {
             .map(|r| r.id)
             .collect();
         self.networks.reconcile(&running);
+    }
+
+    /// resolv.conf of a container on a user-defined network: the embedded DNS server.
+    pub(crate) fn net_resolv_conf(&self, record: &ContainerRecord) -> Option<String> {
+        let (_, eps) = self.networks.container(&record.id);
+        let user = eps.iter().any(|e| {
+            self.networks
+                .get(&e.network_id)
+                .is_ok_and(|n| !n.predefined)
+        });
+        if !user {
+            return None;
+        }
+        let h = &record.host;
+        let mut out = String::new();
+        let search: Vec<String> = if h.dns_search.is_empty() {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            host.lines()
+                .filter_map(|l| l.strip_prefix("search "))
+                .flat_map(|l| l.split_whitespace().map(str::to_string))
+                .collect()
+        } else {
+            h.dns_search.iter().filter(|s| *s != ".").cloned().collect()
+        };
+        if !search.is_empty() {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        out.push_str(&format!("nameserver {}\n", estiba_net::DNS_ADDR));
+        let mut options = vec!["ndots:0".to_string()];
+        options.extend(h.dns_options.iter().cloned());
+        out.push_str(&format!("options {}\n", options.join(" ")));
+        Some(out)
     }
 
     /// Extra /etc/hosts lines: the container's own addresses, then `--link` targets.

@@ -412,13 +412,15 @@ impl ContainerService {
         .map_err(fail)?;
         let hosts_text = files::hosts(&record.host.extra_hosts) + &self.net_hosts(record);
         write_file(&hosts, hosts_text.as_bytes()).map_err(fail)?;
-        let resolv_text = files::resolv_conf(
-            &files::host_resolv_conf(),
-            host_network,
-            &record.host.dns,
-            &record.host.dns_search,
-            &record.host.dns_options,
-        );
+        let resolv_text = self.net_resolv_conf(record).unwrap_or_else(|| {
+            files::resolv_conf(
+                &files::host_resolv_conf(),
+                host_network,
+                &record.host.dns,
+                &record.host.dns_search,
+                &record.host.dns_options,
+            )
+        });
         write_file(&resolv, resolv_text.as_bytes()).map_err(fail)?;
         let _ = dir;
         let host_devices = if record.host.privileged {

@@ -1,6 +1,7 @@
 //! Networks: IPAM, the bridge driver (veth, Linux bridge, nftables NAT and port maps), host,
 //! none and container: modes.
 
+mod dns;
 mod ipam;
 mod model;
 mod netlink;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use estiba_events::{Event, EventBus};
 use estiba_store::{Reader, Store};
 
+pub use dns::DNS_ADDR;
 pub use ipam::{Cidr, Pool};
 pub use model::{EndpointRecord, NetworkRecord, SandboxRecord};
 pub use nft::PortMap;
@@ -109,6 +111,8 @@ pub struct NetworkService {
     config: NetConfig,
     /// Serializes network and endpoint changes (IPAM decisions read then write the store).
     lock: Mutex<()>,
+    /// Embedded DNS servers of containers on user-defined networks.
+    dns: dns::DnsServers,
 }
 
 impl NetworkService {
@@ -128,6 +132,7 @@ impl NetworkService {
             events,
             config,
             lock: Mutex::new(()),
+            dns: Default::default(),
         });
         svc.init_predefined()?;
         Ok(svc)

@@ -33,15 +33,24 @@ pub(crate) fn create(path: &Path) -> io::Result<Netlink> {
 
 /// A netlink socket acting inside the namespace bound at `path`.
 pub(crate) fn enter(path: &Path) -> io::Result<Netlink> {
+    run_in(path, Netlink::open)
+}
+
+/// Runs `f` on a short-lived thread that entered the namespace bound at `path` (sockets it
+/// opens stay in that namespace).
+pub(crate) fn run_in<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     let ns = File::open(path)?;
     std::thread::Builder::new()
         .name("netns-enter".into())
-        .spawn(move || -> io::Result<Netlink> {
+        .spawn(move || -> io::Result<T> {
             rustix::thread::move_into_link_name_space(
                 std::os::fd::AsFd::as_fd(&ns),
                 Some(rustix::thread::LinkNameSpaceType::Network),
             )?;
-            Netlink::open()
+            f()
         })?
         .join()
         .map_err(|_| io::Error::other("netns thread panicked"))?

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use estiba_store::Reader;
 
@@ -39,6 +40,8 @@ pub struct SandboxRequest {
     pub publish_all: bool,
     /// `ExposedPorts`.
     pub exposed: Vec<String>,
+    /// `--dns`: where the embedded DNS server forwards (the host's resolvers when empty).
+    pub dns: Vec<String>,
 }
 
 fn ep_key(container: &str, network: &str) -> String {
@@ -70,7 +73,7 @@ impl NetworkService {
     }
 
     /// Makes the container's namespace and joins its networks; returns the namespace's path.
-    pub fn setup(&self, req: &SandboxRequest) -> Result<PathBuf, NetError> {
+    pub fn setup(self: &Arc<Self>, req: &SandboxRequest) -> Result<PathBuf, NetError> {
         self.teardown(&req.container_id);
         let primary = if req.network == "default" {
             "bridge"
@@ -86,7 +89,10 @@ impl NetworkService {
             }
         }
         let path = self.netns_path(&req.container_id);
-        let result = self.setup_in(req, &path, &nets);
+        let mut result = self.setup_in(req, &path, &nets);
+        if result.is_ok() && nets.iter().any(|(n, _)| !n.predefined) {
+            result = self.start_dns(&req.container_id, &path, crate::dns::upstreams(&req.dns));
+        }
         if result.is_err() {
             self.teardown(&req.container_id);
         }
@@ -390,6 +396,7 @@ impl NetworkService {
 
     /// Removes a container's ports, endpoints and namespace; nothing left is not an error.
     pub fn teardown(&self, container_id: &str) {
+        self.dns.stop(container_id);
         let (sb, eps) = self.container(container_id);
         if sb.is_none() && eps.is_empty() {
             return;
@@ -427,7 +434,7 @@ impl NetworkService {
     }
 
     /// Daemon start: sandboxes of containers not in `running` are released.
-    pub fn reconcile(&self, running: &BTreeSet<String>) {
+    pub fn reconcile(self: &Arc<Self>, running: &BTreeSet<String>) {
         let mut ids: BTreeSet<String> = self
             .sandboxes()
             .unwrap_or_default()
@@ -443,11 +450,25 @@ impl NetworkService {
         for id in ids.difference(running) {
             self.teardown(id);
         }
+        // Live restore: DNS servers of running containers on user-defined networks.
+        for sb in self.sandboxes().unwrap_or_default() {
+            let (_, eps) = self.container(&sb.container_id);
+            let user = eps
+                .iter()
+                .any(|e| self.get(&e.network_id).is_ok_and(|n| !n.predefined));
+            if user && running.contains(&sb.container_id) {
+                let path = PathBuf::from(&sb.netns);
+                if let Err(e) = self.start_dns(&sb.container_id, &path, crate::dns::upstreams(&[]))
+                {
+                    tracing::warn!("restore DNS of {}: {e}", sb.container_id);
+                }
+            }
+        }
     }
 
     /// Joins a running container's namespace to one more network (`network connect`).
     pub fn connect(
-        &self,
+        self: &Arc<Self>,
         network: &str,
         req: &SandboxRequest,
         ep: &EndpointRequest,
@@ -472,6 +493,9 @@ impl NetworkService {
         let path = PathBuf::from(&sb.netns);
         let mut ns_nl = netns::enter(&path).map_err(internal)?;
         match self.join(&mut ns_nl, &path, req, &net, ep, index, eps.is_empty()) {
+            Ok(_) if !net.predefined && !self.dns.has(&req.container_id) => {
+                self.start_dns(&req.container_id, &path, crate::dns::upstreams(&req.dns))
+            }
             Ok(_) => Ok(()),
             Err(e) => {
                 self.drop_endpoint(&req.container_id, &net.id);
