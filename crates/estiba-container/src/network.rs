@@ -108,6 +108,22 @@ impl ContainerService {
         Ok(current)
     }
 
+    /// At create: the networks exist and `--ip` fits its network.
+    pub(crate) fn net_check(&self, host: &crate::model::HostOptions) -> Result<(), ContainerError> {
+        if !uses_networks(&host.network_mode) {
+            return Ok(());
+        }
+        self.networks
+            .validate(&host.network_mode, "")
+            .map_err(net_error)?;
+        for (name, ep) in &host.endpoints {
+            self.networks
+                .validate(name, &ep.ipv4_address)
+                .map_err(net_error)?;
+        }
+        Ok(())
+    }
+
     /// After exit or a failed start: endpoints, ports and namespace go.
     pub(crate) fn net_teardown(&self, id: &str) {
         self.networks.teardown(id);

@@ -213,6 +213,33 @@ impl NetworkService {
         Ok(rec)
     }
 
+    /// Checks, at container create, that a network exists and `ipv4` (if any) fits it.
+    pub fn validate(&self, network: &str, ipv4: &str) -> Result<(), NetError> {
+        let net = self.get(if network == "default" {
+            "bridge"
+        } else {
+            network
+        })?;
+        if ipv4.is_empty() {
+            return Ok(());
+        }
+        if !net.user_subnet {
+            return Err(NetError::InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
+        let subnet = Cidr::parse(&net.subnet).ok_or_else(|| internal("bad subnet"))?;
+        let ip: Ipv4Addr = ipv4
+            .parse()
+            .map_err(|_| NetError::InvalidParameter(format!("invalid IPv4 address: {ipv4}")))?;
+        if !subnet.contains(ip) {
+            return Err(NetError::InvalidParameter(format!(
+                "invalid endpoint settings:\nno configured subnet or ip-range contain the IP address {ip}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Picks the endpoint's address and records it (under the service lock).
     fn allocate(
         &self,
