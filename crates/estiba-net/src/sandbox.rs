@@ -441,6 +441,17 @@ impl NetworkService {
                 }
             }
         }
+        // A macvlan lives only inside the namespace, whose destruction is asynchronous: delete it
+        // now so its MAC is free on the parent for the next container.
+        if eps.iter().any(|e| e.host_if.is_empty()) {
+            if let Ok(mut nl) = netns::enter(&self.netns_path(container_id)) {
+                for ep in eps.iter().filter(|e| e.host_if.is_empty()) {
+                    if let Ok(Some(i)) = nl.link_index(&ep.if_name) {
+                        let _ = nl.del_link(i);
+                    }
+                }
+            }
+        }
         if let Err(e) = netns::remove(&self.netns_path(container_id)) {
             tracing::warn!("remove netns of {container_id}: {e}");
         }
