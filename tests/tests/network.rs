@@ -240,6 +240,41 @@ fn connect_and_disconnect_a_running_container() {
     assert!(!nets.ok().stdout.contains("extra"), "{nets}");
     d.docker(&["rm", "-f", "cc"]).ok();
     d.docker(&["network", "rm", "extra"]).ok();
+    let now = chrono_now_secs();
+    let events = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now,
+        "--filter",
+        "type=network",
+        "--filter",
+        "network=extra",
+        "--format",
+        "{{.Action}}",
+    ]);
+    // cc connects, the pinging container connects and leaves, cc disconnects.
+    assert_eq!(
+        events.ok().lines(),
+        [
+            "create",
+            "connect",
+            "connect",
+            "disconnect",
+            "disconnect",
+            "destroy"
+        ],
+        "{events}"
+    );
+}
+
+/// Seconds since the epoch, for `docker events --until`.
+fn chrono_now_secs() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() + 1).to_string())
+        .unwrap_or_default()
 }
 
 #[test]

@@ -373,6 +373,15 @@ pub(crate) fn container_settings(
     top
 }
 
+/// `NetworkSettings` of a container list row: the networks, with their endpoints.
+pub(crate) fn summary_networks(
+    svc: &NetworkService,
+    r: &estiba_container::ContainerRecord,
+) -> Value {
+    let full = container_settings(svc, r);
+    json!({ "Networks": full["Networks"].clone() })
+}
+
 /// `Ports` of a container list row.
 pub(crate) fn summary_ports(svc: &NetworkService, id: &str) -> Vec<Value> {
     let (sb, _) = svc.container(id);

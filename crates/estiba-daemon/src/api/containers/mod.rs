@@ -229,6 +229,8 @@ pub(super) async fn list(
         .map(|r| {
             let mut row = convert::summary(r, now);
             row.ports = crate::api::networks::summary_ports(&state.networks, &r.record.id);
+            row.network_settings =
+                crate::api::networks::summary_networks(&state.networks, &r.record);
             row
         })
         .collect();
