@@ -494,3 +494,58 @@ fn containers_resolve_each_other_by_name_and_alias_on_user_networks() {
     d.docker(&["rm", "-f", "db"]).ok();
     d.docker(&["network", "rm", "dnsnet", "othernet"]).ok();
 }
+
+#[test]
+fn container_mode_links_and_hairpin() {
+    let d = daemon_with_busybox();
+    let port = free_port();
+    let publish = format!("{port}:80");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "-p",
+        &publish,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    curl_until_ok(&format!("http://127.0.0.1:{port}/hostname"));
+    // container: shares web's namespace, so web's httpd is on its loopback.
+    let shared = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1/hostname",
+    ]);
+    assert_eq!(shared.ok().stdout.trim(), "webhost");
+    // --link puts web under its alias in /etc/hosts.
+    let linked = d.docker(&[
+        "run",
+        "--rm",
+        "--link",
+        "web:w",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://w/hostname",
+    ]);
+    assert_eq!(linked.ok().stdout.trim(), "webhost");
+    // Another container reaches the published port through the host's address (hairpin NAT).
+    let url = format!("http://{}:{port}/hostname", host_address());
+    let hairpin = d.docker(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
+    assert_eq!(hairpin.ok().stdout.trim(), "webhost");
+    d.docker(&["rm", "-f", "web"]).ok();
+}
