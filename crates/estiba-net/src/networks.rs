@@ -289,8 +289,11 @@ impl NetworkService {
             })?;
             return Ok((s, s.nth(1).unwrap_or(s.addr), false));
         };
-        let cidr = Cidr::parse(subnet)
-            .ok_or_else(|| NetError::InvalidParameter(format!("invalid CIDR address: {subnet}")))?;
+        let cidr = Cidr::parse(subnet).ok_or_else(|| {
+            NetError::InvalidParameter(format!(
+                "Invalid subnet {subnet} : invalid CIDR address: {subnet}"
+            ))
+        })?;
         if cidr.prefix > 30 {
             return Err(NetError::InvalidParameter(format!(
                 "invalid subnet {subnet}: too small"
