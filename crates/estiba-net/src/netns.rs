@@ -68,3 +68,44 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::NewLink;
+    use std::os::fd::AsFd;
+
+    /// A namespace made and wired from threads: the veth peer appears inside with its address,
+    /// and everything goes when the namespace and host side are removed. Needs root (CI is).
+    #[test]
+    fn veth_into_a_throwaway_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ns");
+        let mut inside = create(&path).unwrap();
+        assert!(inside.link_index("lo").unwrap().is_some());
+        assert!(inside.link_index("eth0").unwrap().is_none());
+        let host_name = format!("vt{:08x}", std::process::id());
+        let ns = File::open(&path).unwrap();
+        let mut host = Netlink::open().unwrap();
+        let peer = NewLink::Veth {
+            peer: "eth0",
+            peer_ns: ns.as_fd(),
+            peer_mac: [2, 0x42, 10, 1, 2, 3],
+        };
+        host.add_link(&host_name, peer, None).unwrap();
+        let eth0 = inside.link_index("eth0").unwrap().unwrap();
+        inside
+            .add_addr(eth0, std::net::Ipv4Addr::new(10, 1, 2, 3), 24)
+            .unwrap();
+        inside.set_up(eth0, None).unwrap();
+        // A second socket entering by path sees the same namespace.
+        let mut again = enter(&path).unwrap();
+        assert_eq!(again.link_index("eth0").unwrap(), Some(eth0));
+        let h = host.link_index(&host_name).unwrap().unwrap();
+        host.del_link(h).unwrap();
+        assert!(inside.link_index("eth0").unwrap().is_none());
+        remove(&path).unwrap();
+        assert!(!path.exists());
+        remove(&path).unwrap();
+    }
+}
