@@ -106,18 +106,9 @@ impl NetworkService {
         nets: &[(NetworkRecord, EndpointRequest)],
     ) -> Result<(), NetError> {
         let _ = netns::remove(path);
+        // No record before the namespace: a crash here leaves a file under <exec-root>/netns
+        // that start-up reconciliation finds by name.
         let mut ns_nl = netns::create(path).map_err(|e| internal(format!("create netns: {e}")))?;
-        {
-            let mut tx = self.store().write().map_err(internal)?;
-            let sb = SandboxRecord {
-                container_id: req.container_id.clone(),
-                netns: path.display().to_string(),
-                ..Default::default()
-            };
-            tx.put(SANDBOXES, &req.container_id, &sb)
-                .map_err(internal)?;
-            tx.commit().map_err(internal)?;
-        }
         let mut first_ip = None;
         for (i, (net, ep)) in nets.iter().enumerate() {
             let rec = self.join(&mut ns_nl, path, req, net, ep, i, i == 0)?;
@@ -125,12 +116,8 @@ impl NetworkService {
                 first_ip = rec.ip;
             }
         }
-        if nets[0].0.driver == "bridge" {
-            if let Some(ip) = first_ip {
-                self.publish_ports(req, ip)?;
-            }
-        }
-        Ok(())
+        let ip = first_ip.filter(|_| nets[0].0.driver == "bridge");
+        self.publish_ports(req, path, ip)
     }
 
     /// Allocates and wires one endpoint. `gateway`: this network holds the default route.
@@ -319,7 +306,12 @@ impl NetworkService {
     }
 
     /// Resolves `-p`/`-P` to concrete ports, checks they are free, and publishes them.
-    fn publish_ports(&self, req: &SandboxRequest, ip: Ipv4Addr) -> Result<(), NetError> {
+    fn publish_ports(
+        &self,
+        req: &SandboxRequest,
+        path: &std::path::Path,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<(), NetError> {
         let _g = self.guard();
         let in_use: BTreeSet<(String, u16)> = self
             .sandboxes()?
@@ -328,7 +320,10 @@ impl NetworkService {
             .map(|p| (p.proto, p.host_port))
             .collect();
         let mut bindings = req.port_bindings.clone();
-        if req.publish_all {
+        if ip.is_none() {
+            bindings.clear();
+        }
+        if req.publish_all && ip.is_some() {
             for e in &req.exposed {
                 bindings
                     .entry(e.clone())
@@ -365,26 +360,28 @@ impl NetworkService {
                     }
                     hp
                 };
+                let Some(container_ip) = ip else { continue };
                 ports.push(PortMap {
                     proto: proto.to_string(),
                     host_ip: host_ip.clone(),
                     host_port: hp,
-                    container_ip: ip,
+                    container_ip,
                     container_port,
                 });
             }
         }
-        nft::add_ports(&self.config().nft_table, &ports).map_err(internal)?;
+        let sb = SandboxRecord {
+            container_id: req.container_id.clone(),
+            netns: path.display().to_string(),
+            ports,
+            exposed: exposed.into_iter().collect(),
+        };
+        // Recorded before the rules exist, so a failure or crash in between is torn down.
         let mut tx = self.store().write().map_err(internal)?;
-        let mut sb: SandboxRecord = tx
-            .get(SANDBOXES, &req.container_id)
-            .map_err(internal)?
-            .unwrap_or_default();
-        sb.ports = ports;
-        sb.exposed = exposed.into_iter().collect();
         tx.put(SANDBOXES, &req.container_id, &sb)
             .map_err(internal)?;
-        tx.commit().map_err(internal)
+        tx.commit().map_err(internal)?;
+        nft::add_ports(&self.config().nft_table, &sb.ports).map_err(internal)
     }
 
     pub(crate) fn sandbox_ids(&self) -> Vec<String> {
@@ -426,6 +423,10 @@ impl NetworkService {
         self.dns.stop(container_id);
         let (sb, eps) = self.container(container_id);
         if sb.is_none() && eps.is_empty() {
+            let path = self.netns_path(container_id);
+            if path.exists() {
+                let _ = netns::remove(&path);
+            }
             return;
         }
         if let Some(sb) = &sb {
@@ -485,6 +486,12 @@ impl NetworkService {
                 .into_iter()
                 .map(|e| e.container_id),
         );
+        if let Ok(dir) = std::fs::read_dir(self.config().exec_root.join("netns")) {
+            ids.extend(
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
+        }
         for id in ids.difference(running) {
             self.teardown(id);
         }
