@@ -41,11 +41,18 @@ wait_sock() { # wait_sock SOCK: up to 30 s for /_ping on SOCK
   return 1
 }
 
+# This run's own default bridge, subnet and nftables table (removed when estibad stops), so
+# benchmarks running side by side never share them.
+NET_ID=$(printf '%04x' $((RANDOM % 65536)))
+NET_FLAGS=(--bridge "esb$NET_ID" --bip "10.254.$((RANDOM % 256)).1/24"
+  --default-address-pool "base=10.$((RANDOM % 120 + 1)).0.0/16,size=24"
+  --nft-table "estiba_bench_$NET_ID" --net-cleanup-on-exit)
+
 start_estibad() {
   mkdir -p "$BENCH_DIR/estiba-root" "$BENCH_DIR/estiba-exec"
   "$BIN/estibad" -H "unix://$ESTIBA_SOCK" --data-root "$BENCH_DIR/estiba-root" \
     --exec-root "$BENCH_DIR/estiba-exec" --pidfile "$BENCH_DIR/estiba-exec/estibad.pid" \
-    --config-file /dev/null >"$BENCH_DIR/estibad.log" 2>&1 &
+    --config-file /dev/null "${NET_FLAGS[@]}" >"$BENCH_DIR/estibad.log" 2>&1 &
   ESTIBAD_PID=$!
   pids+=("$ESTIBAD_PID")
   wait_sock "$ESTIBA_SOCK"

@@ -10,6 +10,7 @@ apt_packages=(
   tini             # --init: /usr/bin/tini-static is bind-mounted as /sbin/docker-init
   pkg-config gcc make
   iproute2 util-linux procps psmisc curl
+  nftables         # estiba-net: NAT, published ports and isolation (the nft binary)
   python3 python3-pip
   hyperfine        # bench/
 )

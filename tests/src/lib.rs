@@ -216,6 +216,62 @@ pub struct Daemon {
     child: Option<Child>,
     extra_args: Vec<String>,
     starts: u32,
+    /// This daemon's own bridge, subnets and nftables table (removed on drop).
+    net: Option<NetArgs>,
+}
+
+/// Networking flags unique to one test daemon, so daemons running side by side never share a
+/// bridge, a subnet or an nftables table.
+#[derive(Debug, Clone)]
+pub struct NetArgs {
+    pub bridge: String,
+    pub bip: String,
+    pub pool: String,
+    pub nft_table: String,
+}
+
+impl NetArgs {
+    /// Fresh values, unless the caller already chose its own bridge.
+    fn unique(args: &[String]) -> Option<NetArgs> {
+        if args.iter().any(|a| a == "-b" || a.starts_with("--bridge")) {
+            return None;
+        }
+        let hex = token();
+        let n = u32::from_str_radix(&hex[..8], 16).unwrap_or(0);
+        // 10.128-254.x.1/24 for the default bridge; a 10.1-127.0.0/16 pool for user networks
+        // (subnets already routed on the host, e.g. another daemon's, are skipped).
+        let (a, b) = (128 + n % 127, (n >> 8) % 256);
+        let pool = 1 + (n >> 16) % 127;
+        Some(NetArgs {
+            bridge: format!("es{}", &hex[..10]),
+            bip: format!("10.{a}.{b}.1/24"),
+            pool: format!("base=10.{pool}.0.0/16,size=24"),
+            nft_table: format!("estiba_{}", &hex[..12]),
+        })
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--bridge".into(),
+            self.bridge.clone(),
+            "--bip".into(),
+            self.bip.clone(),
+            "--default-address-pool".into(),
+            self.pool.clone(),
+            "--nft-table".into(),
+            self.nft_table.clone(),
+            "--net-cleanup-on-exit".into(),
+        ]
+    }
+
+    /// Removes the bridge and table (a daemon that was SIGKILLed could not).
+    fn cleanup(&self) {
+        let quiet = |cmd: &mut Command| {
+            let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        };
+        quiet(Command::new("ip").args(["link", "del", &self.bridge]));
+        quiet(Command::new("nft").args(["delete", "table", "ip", &self.nft_table]));
+    }
 }
 
 impl Daemon {
@@ -233,11 +289,17 @@ impl Daemon {
         let docker_config = dir.path().join("docker-config");
         std::fs::create_dir_all(&docker_config)
             .unwrap_or_else(|e| panic!("creating {}: {e}", docker_config.display()));
+        let mut args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        let net = NetArgs::unique(&args);
+        if let Some(net) = &net {
+            args.extend(net.args());
+        }
         let mut daemon = Daemon {
             dir,
             child: None,
-            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            extra_args: args,
             starts: 0,
+            net,
         };
         daemon.spawn();
         daemon
@@ -308,6 +370,11 @@ impl Daemon {
     /// The daemon's combined stdout and stderr so far (all runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("estibad.log")).unwrap_or_default()
+    }
+
+    /// This daemon's networking flags (None when the test chose its own `--bridge`).
+    pub fn net(&self) -> Option<&NetArgs> {
+        self.net.as_ref()
     }
 
     /// The daemon's pid, while it runs.
@@ -558,6 +625,9 @@ impl Drop for Daemon {
             self.remove_all_containers();
         }
         let status = self.stop();
+        if let Some(net) = &self.net {
+            net.cleanup();
+        }
         let leftover = disk::mounts_under(self.dir());
         for mount in leftover.iter().rev() {
             let _ = rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH);

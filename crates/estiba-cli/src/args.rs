@@ -113,6 +113,9 @@ pub(crate) enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(crate::cmd::volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::cmd::network::NetworkCommand),
 }
 
 #[derive(Subcommand, Debug)]

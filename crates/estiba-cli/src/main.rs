@@ -142,5 +142,6 @@ async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
         Command::Update(a) => cmd::container::files::update(c, a, "update").await,
         Command::Container(sub) => cmd::container::container(c, sub).await,
         Command::Volume(sub) => cmd::volume::volume(c, sub).await,
+        Command::Network(sub) => cmd::network::network(c, sub).await,
     }
 }

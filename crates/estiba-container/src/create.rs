@@ -213,6 +213,7 @@ impl ContainerService {
         if host.network_mode.is_empty() {
             host.network_mode = "default".to_string();
         }
+        self.net_check(&host)?;
         if host.ipc_mode.is_empty() {
             host.ipc_mode = "private".to_string();
         }

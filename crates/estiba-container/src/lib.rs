@@ -25,6 +25,7 @@ pub mod model;
 mod mounts;
 pub mod mountspec;
 pub mod names;
+mod network;
 mod pause;
 mod propagation;
 mod rename;

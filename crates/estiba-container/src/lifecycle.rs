@@ -125,6 +125,7 @@ impl ContainerService {
                 .snapshots
                 .unmount(&self.container_dir(&c.id).join("rootfs"));
             remove_dir(&state_dir);
+            self.net_teardown(&c.id);
         }
         let record = self.update(
             c,
@@ -351,6 +352,9 @@ impl ContainerService {
         }
         lock(&c.record).state.status = Status::Removing;
         let _releasing = self.release_guard();
+        // Before waiters are answered: a `docker run --rm -p 8080:80` that returned has freed
+        // its port and address for the next one.
+        self.net_teardown(&record.id);
         let mut tx = self.store.write().map_err(internal)?;
         tx.remove(crate::service::CONTAINERS, &record.id)
             .map_err(internal)?;

@@ -109,6 +109,30 @@ pub struct HostOptions {
     pub mounts: Vec<serde_json::Value>,
     /// `HostConfig.VolumesFrom` (`--volumes-from NAME[:ro|:rw]`).
     pub volumes_from: Vec<String>,
+    /// `PortBindings`: `"80/tcp"` -> bindings.
+    pub port_bindings: BTreeMap<String, Vec<PortBindingSetting>>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--link`.
+    pub links: Vec<String>,
+    /// `NetworkingConfig.EndpointsConfig`, by network name.
+    pub endpoints: BTreeMap<String, EndpointSetting>,
+}
+
+/// One host binding of a published port.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortBindingSetting {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// What a container asks of one network (`--network-alias`, `--ip`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointSetting {
+    pub aliases: Vec<String>,
+    pub ipv4_address: String,
 }
 
 /// Lifecycle states, named as Docker names them.

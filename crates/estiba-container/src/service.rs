@@ -232,7 +232,6 @@ pub struct ContainerService {
     /// Named and anonymous volumes (mounted at start, released at remove).
     pub(crate) volumes: Arc<estiba_volume::VolumeService>,
     /// Networks (a container joins them at start, leaves them at exit).
-    #[allow(dead_code)] // until the network work lands
     pub(crate) networks: Arc<estiba_net::NetworkService>,
     /// Removals whose record is gone but whose files are still being released (unmount,
     /// shim, snapshot): shutdown waits for them, so a clean stop leaves no mount behind.
@@ -287,6 +286,7 @@ impl ContainerService {
         });
         service.collect_garbage();
         service.restore();
+        service.net_reconcile();
         service.start_by_policy();
         Ok(service)
     }

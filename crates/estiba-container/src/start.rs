@@ -233,6 +233,7 @@ impl ContainerService {
                 Ok(())
             }
             Err(StartFailure(e, exit_code)) => {
+                self.net_teardown(&record.id);
                 let _ = self.snapshots.unmount(&rootfs);
                 remove_dir(&state_dir);
                 lock(&c.pending_attaches).clear();
@@ -265,6 +266,7 @@ impl ContainerService {
         self.snapshots
             .mount(&record.snapshot_key, rootfs)
             .map_err(|e| fail(internal(e)))?;
+        self.net_setup(record).map_err(fail)?;
         let spec = self.spec(record, dir, rootfs)?;
         let bundle_config = dir.join("config.json");
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| fail(internal(e)))?;
@@ -364,6 +366,7 @@ impl ContainerService {
         let (binds, tmpfs) = self.start_mounts(record, rootfs).map_err(fail)?;
         options.binds = binds;
         options.tmpfs.extend(tmpfs);
+        options.network = self.net_options(record, options.network).map_err(fail)?;
         let user = estiba_oci::resolve_user(rootfs, &record.config.user, &record.host.group_add)
             .map_err(|e| StartFailure(ContainerError::InvalidParameter(e.to_string()), 128))?;
         let cwd = if record.config.working_dir.is_empty() {
@@ -385,14 +388,17 @@ impl ContainerService {
             format!("{}\n", record.config.hostname).as_bytes(),
         )
         .map_err(fail)?;
-        write_file(&hosts, files::hosts(&record.host.extra_hosts).as_bytes()).map_err(fail)?;
-        let resolv_text = files::resolv_conf(
-            &files::host_resolv_conf(),
-            host_network,
-            &record.host.dns,
-            &record.host.dns_search,
-            &record.host.dns_options,
-        );
+        let hosts_text = files::hosts(&record.host.extra_hosts) + &self.net_hosts(record);
+        write_file(&hosts, hosts_text.as_bytes()).map_err(fail)?;
+        let resolv_text = self.net_resolv_conf(record).unwrap_or_else(|| {
+            files::resolv_conf(
+                &files::host_resolv_conf(),
+                host_network,
+                &record.host.dns,
+                &record.host.dns_search,
+                &record.host.dns_options,
+            )
+        });
         write_file(&resolv, resolv_text.as_bytes()).map_err(fail)?;
         let _ = dir;
         let host_devices = if record.host.privileged {

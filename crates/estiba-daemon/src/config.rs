@@ -71,6 +71,32 @@ pub(crate) struct Flags {
     /// Register an additional OCI compatible runtime (NAME=PATH)
     #[arg(long = "add-runtime", value_name = "NAME=PATH")]
     pub(crate) add_runtime: Vec<String>,
+    /// Networking flags (command line only).
+    #[command(flatten)]
+    pub(crate) net: NetFlags,
+}
+
+/// dockerd's networking flags, plus estibad's own.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub(crate) struct NetFlags {
+    /// Attach containers to this network bridge (`none`: no default bridge network).
+    #[arg(short = 'b', long = "bridge", value_name = "NAME")]
+    pub(crate) bridge: Option<String>,
+    /// The default bridge's address and subnet, e.g. 172.17.0.1/16.
+    #[arg(long = "bip", value_name = "CIDR")]
+    pub(crate) bip: Option<String>,
+    /// Pools user networks take their subnets from: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool", value_name = "POOL")]
+    pub(crate) default_address_pools: Vec<String>,
+    /// MTU of container interfaces.
+    #[arg(long = "mtu", value_name = "BYTES")]
+    pub(crate) mtu: Option<u32>,
+    /// estibad: the nftables table (family ip) this daemon owns.
+    #[arg(long = "nft-table", value_name = "NAME", default_value = "estiba")]
+    pub(crate) nft_table: String,
+    /// estibad: on shutdown, delete this daemon's bridges and nftables table (throwaway daemons).
+    #[arg(long = "net-cleanup-on-exit")]
+    pub(crate) net_cleanup_on_exit: bool,
 }
 
 /// The flag id (clap's, from the field name) and the daemon.json key of every setting.
@@ -161,6 +187,8 @@ pub(crate) struct Config {
     pub(crate) runtimes: BTreeMap<String, RuntimeSpec>,
     /// daemon.json's `default-runtime`, if given.
     pub(crate) default_runtime: Option<String>,
+    /// Networking flags.
+    pub(crate) net: NetFlags,
 }
 
 impl Config {
@@ -435,6 +463,7 @@ pub(crate) fn merge(
         }
     }
     Ok(Config {
+        net: flags.net.clone(),
         hosts,
         data_root,
         exec_root,

@@ -126,10 +126,7 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     let networks = estiba_net::NetworkService::open(
         Arc::clone(&store),
         Arc::clone(&events),
-        estiba_net::NetConfig {
-            exec_root: config.exec_root.clone(),
-            data_root: config.data_root.clone(),
-        },
+        crate::netconfig::net_config(&config)?,
     )
     .context("open the network service")?;
     let containers = estiba_container::ContainerService::open(
@@ -214,6 +211,9 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     // A container removal that already answered its waiters may still be unmounting.
     if !state.containers.drain_releases(Duration::from_secs(10)) {
         tracing::warn!("container removals still releasing files at shutdown");
+    }
+    if state.config.net.net_cleanup_on_exit {
+        state.networks.teardown_all();
     }
     // Blocking work still running (a load) is abandoned; its writes are crash-safe.
     runtime.shutdown_timeout(Duration::from_secs(1));

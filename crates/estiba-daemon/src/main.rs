@@ -7,6 +7,7 @@ mod host;
 mod listen;
 mod lock;
 mod logging;
+mod netconfig;
 mod runtimes;
 mod server;
 

@@ -11,7 +11,7 @@ use crate::StatusError;
 
 /// Renders found objects as docker's inspector does: a JSON array indented by four spaces, the
 /// raw object for `--format json`, or the template's output, one line per object.
-fn render(format: Option<&str>, raw: &[Bytes]) -> anyhow::Result<String> {
+pub(crate) fn render(format: Option<&str>, raw: &[Bytes]) -> anyhow::Result<String> {
     let format = format.unwrap_or("").trim();
     if format.is_empty() {
         if raw.is_empty() {

@@ -154,6 +154,15 @@ pub(crate) struct RunArgs {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net", value_name = "network")]
     pub(crate) network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub(crate) network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "string")]
+    pub(crate) ip: Option<String>,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "list")]
+    pub(crate) link: Vec<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pub(crate) pids_limit: Option<String>,

@@ -584,6 +584,12 @@ pub(crate) fn create_request(
     } else {
         json!({})
     };
+    let endpoints = crate::cmd::network::endpoints_config(
+        &network,
+        endpoints,
+        &a.network_alias,
+        a.ip.as_deref(),
+    );
 
     let entrypoint = match a.entrypoint.as_deref() {
         None => Value::Null,
@@ -611,7 +617,7 @@ pub(crate) fn create_request(
         "GroupAdd": list_or_null(&a.group_add),
         "IpcMode": "",
         "Cgroup": "",
-        "Links": null,
+        "Links": list_or_null(&a.link),
         "OomScoreAdj": 0,
         "PidMode": "",
         "Privileged": a.privileged,

@@ -31,6 +31,8 @@ fn map_of(keys: &[String]) -> Option<BTreeMap<String, serde_json::Value>> {
 pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateRequest {
     let c = body.config;
     let h = body.host_config.unwrap_or_default();
+    let (port_bindings, endpoints) =
+        crate::api::networks::create_settings(&h, body.networking_config.as_ref());
     let config = ContainerConfig {
         hostname: c.hostname,
         domainname: c.domainname,
@@ -58,6 +60,10 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
         log_driver: h.log_config.kind,
         log_options: h.log_config.config,
         network_mode: h.network_mode,
+        port_bindings,
+        publish_all_ports: h.publish_all_ports,
+        links: h.links.clone().unwrap_or_default(),
+        endpoints,
         restart_policy: RestartPolicy {
             name: h.restart_policy.name,
             maximum_retry_count: h.restart_policy.maximum_retry_count,
@@ -179,6 +185,9 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
             config: h.log_options.clone(),
         },
         network_mode: h.network_mode.clone(),
+        port_bindings: crate::api::networks::api_port_bindings(h),
+        publish_all_ports: h.publish_all_ports,
+        links: none_if_empty(&h.links),
         restart_policy: ApiRestartPolicy {
             name: if h.restart_policy.name.is_empty() {
                 "no".to_string()
@@ -245,28 +254,6 @@ fn or_zero(t: &str) -> String {
     } else {
         t.to_string()
     }
-}
-
-/// `NetworkSettings` until the network service lands: no endpoints.
-fn network_settings(network_mode: &str) -> serde_json::Value {
-    let name = if network_mode == "default" || network_mode.is_empty() {
-        "bridge"
-    } else {
-        network_mode
-    };
-    serde_json::json!({
-        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": { name: {
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-            "DriverOpts": null, "NetworkID": "", "EndpointID": "", "Gateway": "",
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "DNSNames": null
-        }}
-    })
 }
 
 /// `GET /containers/{id}/json`.
@@ -357,7 +344,7 @@ pub(super) fn inspect(
             .map(crate::api::volumes::mount_json)
             .collect(),
         config: api_config(&r.config),
-        network_settings: network_settings(&r.host.network_mode),
+        network_settings: crate::api::networks::container_settings(svc.networks(), r),
     }
 }
 

@@ -228,7 +228,16 @@ pub(super) async fn list(
     })
     .await?;
     let now = chrono::Utc::now();
-    let out: Vec<_> = rows.iter().map(|r| convert::summary(r, now)).collect();
+    let out: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let mut row = convert::summary(r, now);
+            row.ports = crate::api::networks::summary_ports(&state.networks, &r.record.id);
+            row.network_settings =
+                crate::api::networks::summary_networks(&state.networks, &r.record);
+            row
+        })
+        .collect();
     Ok(Json(out).into_response())
 }
 

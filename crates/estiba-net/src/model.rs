@@ -1,0 +1,72 @@
+//! The records the network service keeps in the metadata database.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::nft::PortMap;
+
+/// Network ID -> [`NetworkRecord`].
+pub(crate) const NETWORKS: estiba_store::Table = estiba_store::Table::new("networks");
+/// `<container id>/<network id>` -> [`EndpointRecord`].
+pub(crate) const ENDPOINTS: estiba_store::Table = estiba_store::Table::new("net_endpoints");
+/// Container ID -> [`SandboxRecord`].
+pub(crate) const SANDBOXES: estiba_store::Table = estiba_store::Table::new("net_sandboxes");
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    /// "bridge", "macvlan", "host" or "null".
+    pub driver: String,
+    pub created: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    /// `a.b.c.d/n` (empty for host and null).
+    pub subnet: String,
+    pub gateway: String,
+    /// The subnet came from the user (`--subnet`): `--ip` is allowed on it.
+    pub user_subnet: bool,
+    /// The Linux bridge (bridge driver) or parent interface (macvlan).
+    pub interface: String,
+    pub mtu: Option<u32>,
+    /// The default `bridge` network: no DNS, not removable, no isolation.
+    pub predefined: bool,
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointRecord {
+    pub id: String,
+    pub network_id: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub ip: Option<Ipv4Addr>,
+    pub prefix: u8,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    /// Asked for with `--ip` (shown as IPAMConfig).
+    pub requested_ip: String,
+    /// Host side of the veth pair (empty for macvlan).
+    pub host_if: String,
+    /// Name inside the container (eth0, eth1, ...).
+    pub if_name: String,
+}
+
+/// A container's network namespace and published ports.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxRecord {
+    pub container_id: String,
+    pub netns: String,
+    pub ports: Vec<PortMap>,
+    /// `Ports` of inspect: exposed ports with no binding included.
+    pub exposed: Vec<String>,
+}

@@ -1,0 +1,425 @@
+//! Network lifecycle: the predefined networks, create (IPAM, the Linux bridge), remove, prune,
+//! and rebuilding the nftables chains.
+
+use std::collections::BTreeMap;
+
+use estiba_store::Reader;
+
+use crate::ipam::{self, Cidr};
+use crate::model::{NetworkRecord, NETWORKS};
+use crate::netlink::{Netlink, NewLink};
+use crate::nft::{self, BridgeRules};
+use crate::{internal, CreateRequest, NetError, NetworkService, OpenError};
+
+/// Longest network name accepted.
+const MAX_NAME_LEN: usize = 128;
+
+fn new_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= MAX_NAME_LEN
+}
+
+impl NetworkService {
+    /// Makes `bridge`, `host` and `none` exist, brings the default bridge up and syncs nft.
+    pub(crate) fn init_predefined(&self) -> Result<(), OpenError> {
+        let _g = self.guard();
+        let all = self.list()?;
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if !all.iter().any(|n| n.name == name) {
+                self.put(&NetworkRecord {
+                    id: new_id(),
+                    name: name.to_string(),
+                    driver: driver.to_string(),
+                    created: now(),
+                    predefined: true,
+                    ..Default::default()
+                })?;
+            }
+        }
+        let existing = all.iter().find(|n| n.name == "bridge").cloned();
+        match (&self.config().bridge, existing) {
+            (None, Some(old)) => self.delete_record(&old.id)?,
+            (None, None) => {}
+            (Some(br), old) => {
+                let used = self.used_subnets(old.as_ref().map(|o| o.id.as_str()))?;
+                let bip = match self.config().bip {
+                    Some(b) => b,
+                    None => match old.as_ref().and_then(gateway_cidr) {
+                        Some(b) if old.as_ref().is_some_and(|o| &o.interface == br) => b,
+                        _ => {
+                            let pools = self.pools();
+                            let s = ipam::pick_subnet(&pools, &used).ok_or_else(|| {
+                                NetError::Forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into())
+                            })?;
+                            Cidr {
+                                addr: s.nth(1).unwrap_or(s.addr),
+                                prefix: s.prefix,
+                            }
+                        }
+                    },
+                };
+                let mut options = BTreeMap::new();
+                for (k, v) in [
+                    ("com.docker.network.bridge.default_bridge", "true"),
+                    ("com.docker.network.bridge.enable_icc", "true"),
+                    ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+                    ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+                    ("com.docker.network.bridge.name", br.as_str()),
+                    ("com.docker.network.driver.mtu", "1500"),
+                ] {
+                    options.insert(k.to_string(), v.to_string());
+                }
+                let rec = NetworkRecord {
+                    id: old.as_ref().map_or_else(new_id, |o| o.id.clone()),
+                    name: "bridge".to_string(),
+                    driver: "bridge".to_string(),
+                    created: old.as_ref().map_or_else(now, |o| o.created.clone()),
+                    subnet: bip.network().to_string(),
+                    gateway: bip.addr.to_string(),
+                    interface: br.clone(),
+                    predefined: true,
+                    options,
+                    mtu: self.config().mtu,
+                    ..Default::default()
+                };
+                self.ensure_bridge(&rec)?;
+                self.put(&rec)?;
+            }
+        }
+        self.sync_nft()?;
+        Ok(())
+    }
+
+    fn pools(&self) -> Vec<ipam::Pool> {
+        if self.config().pools.is_empty() {
+            ipam::Pool::defaults()
+        } else {
+            self.config().pools.clone()
+        }
+    }
+
+    /// Subnets of other networks and of the host's routes (except our own bridges').
+    fn used_subnets(&self, except: Option<&str>) -> Result<Vec<Cidr>, NetError> {
+        let nets = self.list()?;
+        let ours: Vec<Cidr> = nets
+            .iter()
+            .filter(|n| Some(n.id.as_str()) != except)
+            .filter_map(|n| Cidr::parse(&n.subnet))
+            .collect();
+        let mut used = ours;
+        used.extend(ipam::host_routes());
+        Ok(used)
+    }
+
+    fn put(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        let mut tx = self.store().write().map_err(internal)?;
+        tx.put(NETWORKS, &rec.id, rec).map_err(internal)?;
+        tx.commit().map_err(internal)
+    }
+
+    fn delete_record(&self, id: &str) -> Result<(), NetError> {
+        let mut tx = self.store().write().map_err(internal)?;
+        tx.remove(NETWORKS, id).map_err(internal)?;
+        tx.commit().map_err(internal)
+    }
+
+    /// Creates the Linux bridge of a bridge network if missing, with its gateway address, up.
+    pub(crate) fn ensure_bridge(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        let mut nl = Netlink::open().map_err(internal)?;
+        let index = match nl.link_index(&rec.interface).map_err(internal)? {
+            Some(i) => i,
+            None => {
+                nl.add_link(&rec.interface, NewLink::Bridge, rec.mtu)
+                    .map_err(|e| internal(format!("create bridge {}: {e}", rec.interface)))?;
+                nl.link_index(&rec.interface)
+                    .map_err(internal)?
+                    .ok_or_else(|| internal(format!("bridge {} vanished", rec.interface)))?
+            }
+        };
+        if let Some(gw) = gateway_cidr(rec) {
+            nl.add_addr(index, gw.addr, gw.prefix).map_err(internal)?;
+        }
+        nl.set_up(index, None).map_err(internal)?;
+        // Published ports on 127.0.0.1 are DNATed out of this bridge.
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.interface),
+            "1",
+        );
+        enable_ip_forward();
+        Ok(())
+    }
+
+    /// Rebuilds this daemon's nftables chains from the bridge networks.
+    pub(crate) fn sync_nft(&self) -> Result<(), NetError> {
+        let rules: Vec<BridgeRules> = self
+            .list()?
+            .into_iter()
+            .filter(|n| n.driver == "bridge")
+            .filter_map(|n| {
+                Some(BridgeRules {
+                    subnet: Cidr::parse(&n.subnet)?,
+                    masquerade: n
+                        .options
+                        .get("com.docker.network.bridge.enable_ip_masquerade")
+                        .is_none_or(|v| v != "false"),
+                    internal: n.internal,
+                    bridge: n.interface,
+                })
+            })
+            .collect();
+        nft::sync(&self.config().nft_table, &rules).map_err(internal)
+    }
+
+    /// `POST /networks/create`.
+    pub fn create(&self, req: CreateRequest) -> Result<NetworkRecord, NetError> {
+        if !valid_name(&req.name) {
+            return Err(NetError::InvalidParameter(format!(
+                "invalid name: \"{}\" includes invalid characters for a network name",
+                req.name
+            )));
+        }
+        let driver = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
+        if !matches!(driver.as_str(), "bridge" | "macvlan") {
+            return Err(match driver.as_str() {
+                "host" | "null" => NetError::Forbidden(format!(
+                    "only one instance of \"{driver}\" network is allowed"
+                )),
+                _ => NetError::NotFound(format!("plugin \"{driver}\" not found")),
+            });
+        }
+        let _g = self.guard();
+        if self.list()?.iter().any(|n| n.name == req.name) {
+            return Err(NetError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let (subnet, gateway, user_subnet) = self.choose_subnet(&req)?;
+        let id = new_id();
+        let mut options = req.options.clone();
+        let interface = match driver.as_str() {
+            "macvlan" => options.get("parent").cloned().ok_or_else(|| {
+                NetError::InvalidParameter(
+                    "macvlan: the parent option (-o parent=<interface>) is required".into(),
+                )
+            })?,
+            _ => options
+                .get("com.docker.network.bridge.name")
+                .cloned()
+                .unwrap_or_else(|| format!("br-{}", &id[..12])),
+        };
+        if driver == "bridge" && interface.len() > 15 {
+            return Err(NetError::InvalidParameter(format!(
+                "bridge name {interface} is too long"
+            )));
+        }
+        let mtu = match options.get("com.docker.network.driver.mtu") {
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .map_err(|_| NetError::InvalidParameter(format!("invalid MTU value: {v}")))?,
+            ),
+            None => self.config().mtu,
+        };
+        if driver == "macvlan" {
+            options
+                .entry("macvlan_mode".into())
+                .or_insert_with(|| "bridge".into());
+        }
+        let rec = NetworkRecord {
+            id,
+            name: req.name,
+            driver,
+            created: now(),
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6: req.enable_ipv6,
+            labels: req.labels,
+            options,
+            subnet: subnet.network().to_string(),
+            gateway: gateway.to_string(),
+            user_subnet,
+            interface,
+            mtu,
+            predefined: false,
+        };
+        if rec.driver == "bridge" {
+            if let Err(e) = self.ensure_bridge(&rec) {
+                self.delete_bridge(&rec.interface);
+                return Err(e);
+            }
+        }
+        self.put(&rec)?;
+        if rec.driver == "bridge" {
+            if let Err(e) = self.sync_nft() {
+                let _ = self.delete_record(&rec.id);
+                self.delete_bridge(&rec.interface);
+                return Err(e);
+            }
+        }
+        self.publish("create", &rec, None);
+        Ok(rec)
+    }
+
+    fn choose_subnet(
+        &self,
+        req: &CreateRequest,
+    ) -> Result<(Cidr, std::net::Ipv4Addr, bool), NetError> {
+        let used = self.used_subnets(None)?;
+        let Some((subnet, gateway)) = req.ipam.iter().find(|(s, _)| !s.is_empty()) else {
+            let s = ipam::pick_subnet(&self.pools(), &used).ok_or_else(|| {
+                NetError::Forbidden("all predefined address pools have been fully subnetted".into())
+            })?;
+            return Ok((s, s.nth(1).unwrap_or(s.addr), false));
+        };
+        let cidr = Cidr::parse(subnet).ok_or_else(|| {
+            NetError::InvalidParameter(format!(
+                "Invalid subnet {subnet} : invalid CIDR address: {subnet}"
+            ))
+        })?;
+        if cidr.prefix > 30 {
+            return Err(NetError::InvalidParameter(format!(
+                "invalid subnet {subnet}: too small"
+            )));
+        }
+        let ours: Vec<Cidr> = self
+            .list()?
+            .iter()
+            .filter_map(|n| Cidr::parse(&n.subnet))
+            .collect();
+        if ours.iter().any(|u| u.overlaps(cidr)) {
+            return Err(NetError::Forbidden(
+                "Pool overlaps with other one on this address space".into(),
+            ));
+        }
+        let gw = if gateway.is_empty() {
+            cidr.nth(1).unwrap_or(cidr.addr)
+        } else {
+            let g: std::net::Ipv4Addr = gateway.parse().map_err(|_| {
+                NetError::InvalidParameter(format!("invalid gateway address {gateway}"))
+            })?;
+            if !cidr.contains(g) {
+                return Err(NetError::Forbidden(format!(
+                    "no matching subnet for gateway {gateway}"
+                )));
+            }
+            g
+        };
+        Ok((cidr, gw, true))
+    }
+
+    fn delete_bridge(&self, name: &str) {
+        if let Ok(mut nl) = Netlink::open() {
+            if let Ok(Some(i)) = nl.link_index(name) {
+                let _ = nl.del_link(i);
+            }
+        }
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub fn remove(&self, key: &str) -> Result<(), NetError> {
+        let _g = self.guard();
+        let rec = self.get(key)?;
+        if rec.predefined {
+            return Err(NetError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                rec.name
+            )));
+        }
+        if !self.endpoints(Some(&rec.id))?.is_empty() {
+            return Err(NetError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                rec.name, rec.id
+            )));
+        }
+        self.delete_record(&rec.id)?;
+        if rec.driver == "bridge" {
+            self.delete_bridge(&rec.interface);
+            self.sync_nft()?;
+        }
+        self.publish("destroy", &rec, None);
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: removes user networks without endpoints that `keep` accepts.
+    pub fn prune(&self, keep: impl Fn(&NetworkRecord) -> bool) -> Result<Vec<String>, NetError> {
+        let mut removed = Vec::new();
+        for n in self.list()? {
+            if n.predefined || !keep(&n) || !self.endpoints(Some(&n.id))?.is_empty() {
+                continue;
+            }
+            if self.remove(&n.id).is_ok() {
+                removed.push(n.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Graceful teardown for throwaway daemons (tests): bridges and the nftables table go.
+    pub fn teardown_all(&self) {
+        let mut ids: std::collections::BTreeSet<String> = self
+            .endpoints(None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.container_id)
+            .collect();
+        ids.extend(self.sandbox_ids());
+        for id in ids {
+            self.teardown(&id);
+        }
+        if let Ok(nets) = self.list() {
+            for n in nets.iter().filter(|n| n.driver == "bridge") {
+                self.delete_bridge(&n.interface);
+            }
+        }
+        let _ = nft::delete_table(&self.config().nft_table);
+    }
+
+    /// Whether the store knows this network's ID (used by the reader of other modules).
+    pub fn exists(&self, id: &str) -> bool {
+        self.store()
+            .read()
+            .ok()
+            .and_then(|t| t.get::<NetworkRecord>(NETWORKS, id).ok().flatten())
+            .is_some()
+    }
+}
+
+/// The gateway address with the subnet's prefix.
+pub(crate) fn gateway_cidr(rec: &NetworkRecord) -> Option<Cidr> {
+    let s = Cidr::parse(&rec.subnet)?;
+    Some(Cidr {
+        addr: rec.gateway.parse().ok()?,
+        prefix: s.prefix,
+    })
+}
+
+/// Turns IPv4 forwarding on if it is off (bridged containers need it), with a log line.
+fn enable_ip_forward() {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "0") {
+        match std::fs::write(PATH, "1") {
+            Ok(()) => tracing::info!(
+                "enabled IPv4 forwarding (net.ipv4.ip_forward=1) for bridge networks"
+            ),
+            Err(e) => tracing::warn!("cannot enable IPv4 forwarding: {e}"),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Many create/start/rm cycles on the default bridge and a user network, with published ports,
+//! leave no veth, nftables element, address allocation or namespace behind.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use estiba_e2e::{disk, run_command, testimg, wait_until, Daemon};
+
+/// Containers run (with `--rm`), `BATCH` at a time.
+const RUNS: usize = 240;
+const BATCH: usize = 8;
+/// How long teardown may take to settle after the last command returned.
+const SETTLE: Duration = Duration::from_secs(20);
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Elements of one of the daemon's nftables maps.
+fn map_elements(table: &str, map: &str) -> String {
+    let mut cmd = Command::new("nft");
+    cmd.args(["list", "map", "ip", table, map]);
+    let out = run_command(cmd, None);
+    out.stdout
+        .lines()
+        .filter(|l| l.contains("elements"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn create_start_rm_cycles_leave_nothing_behind() {
+    let d = Daemon::start();
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    let net = d
+        .net()
+        .cloned()
+        .unwrap_or_else(|| panic!("the harness gives every daemon its own bridge"));
+    d.docker(&["network", "create", "cycles"]).ok();
+    let user_bridge = {
+        let out = d.docker(&["network", "inspect", "-f", "{{.Id}}", "cycles"]);
+        format!("br-{}", &out.ok().stdout.trim()[..12])
+    };
+    let mut done = 0;
+    while done < RUNS {
+        let children: Vec<_> = (done..(done + BATCH).min(RUNS))
+            .map(|i| {
+                let mut args = vec!["run", "--rm"];
+                if i % 2 == 0 {
+                    args.extend(["-p", "80", "-p", "127.0.0.1::81/udp"]);
+                }
+                if i % 3 == 0 {
+                    args.extend(["--network", "cycles"]);
+                }
+                args.extend(["busybox", "ip", "-4", "-o", "addr", "show", "eth0"]);
+                let mut cmd = d.command(estiba_e2e::Cli::Docker, &args);
+                cmd.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                cmd.spawn().unwrap_or_else(|e| panic!("docker run: {e}"))
+            })
+            .collect();
+        for child in children {
+            let out = child
+                .wait_with_output()
+                .unwrap_or_else(|e| panic!("docker run: {e}"));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("inet "),
+                "run failed: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        done += BATCH;
+    }
+    let netns = d.exec_root().join("netns");
+    let settled = wait_until(SETTLE, || {
+        entries(&netns).is_empty()
+            && entries(&Path::new("/sys/class/net").join(&net.bridge).join("brif")).is_empty()
+            && entries(&Path::new("/sys/class/net").join(&user_bridge).join("brif")).is_empty()
+    });
+    assert!(
+        settled,
+        "left behind: netns {:?}, ports on {}: {:?}, on {user_bridge}: {:?}",
+        entries(&netns),
+        net.bridge,
+        entries(&Path::new("/sys/class/net").join(&net.bridge).join("brif")),
+        entries(&Path::new("/sys/class/net").join(&user_bridge).join("brif"))
+    );
+    assert!(disk::mounts_under(&netns).is_empty(), "netns mounts left");
+    for map in ["ports", "ports_ip"] {
+        let left = map_elements(&net.nft_table, map);
+        assert!(left.is_empty(), "nft map {map} still has: {left}");
+    }
+    for network in ["bridge", "cycles"] {
+        let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", network]);
+        assert_eq!(out.ok().stdout.trim(), "0", "{network} still has endpoints");
+    }
+    d.docker(&["network", "rm", "cycles"]).ok();
+    assert!(!Path::new("/sys/class/net").join(&user_bridge).exists());
+}
