@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::dockerignore::glob;
+use crate::glob::glob;
 use crate::BuildError;
 
 /// Most files one COPY takes.

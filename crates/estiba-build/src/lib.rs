@@ -1,12 +1,13 @@
 //! The builder: a Dockerfile (parsed by [`parser`]) to an image, step by step as Docker's
 //! classic builder: RUN in a throwaway container whose diff becomes the layer, COPY straight
 //! from the context into a layer tar, metadata instructions as `empty_layer` history entries,
-//! a per-instruction cache, multi-stage with `--target`.
+//! a per-instruction cache, multi-stage with `--target`. `.dockerignore` is the client's job
+//! (the docker CLI filters the context it sends; `estiba build` does the same).
 
 pub mod context;
 pub mod copy;
-pub mod dockerignore;
 pub mod expand;
+pub mod glob;
 pub mod parser;
 mod plan;
 mod stage;

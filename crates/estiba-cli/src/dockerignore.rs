@@ -1,20 +1,21 @@
-//! `.dockerignore`: Docker's rules. Patterns are cleaned paths relative to the context root
+//! `.dockerignore`, applied client-side as docker does (the daemon gets the filtered context):
+//! Docker's rules. Patterns are cleaned paths relative to the context root
 //! (a leading `/` is dropped); `*`, `?` and `[...]` match within one path element, `**` any
 //! number of elements; a pattern that matches a directory excludes everything below it; a
 //! `!` pattern re-includes; the last matching pattern wins.
 
 /// Most patterns read from one `.dockerignore`.
-pub const MAX_PATTERNS: usize = 10_000;
+pub(crate) const MAX_PATTERNS: usize = 10_000;
 
 /// A compiled `.dockerignore`.
 #[derive(Debug, Clone, Default)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     rules: Vec<(bool, Vec<String>)>,
 }
 
 impl Matcher {
     /// Parses the file's text (comments and blank lines ignored).
-    pub fn parse(text: &str) -> Matcher {
+    pub(crate) fn parse(text: &str) -> Matcher {
         let mut rules = Vec::new();
         for line in text.lines().take(MAX_PATTERNS) {
             let line = line.trim();
@@ -35,7 +36,7 @@ impl Matcher {
     }
 
     /// Whether `path` (relative, `/`-separated) is excluded.
-    pub fn excluded(&self, path: &str) -> bool {
+    pub(crate) fn excluded(&self, path: &str) -> bool {
         let segs = clean(path);
         let mut excluded = false;
         for (negate, pat) in &self.rules {
@@ -50,7 +51,7 @@ impl Matcher {
 
     /// Whether some `!` rule could re-include something below `dir` (so a walker must not
     /// skip the excluded directory wholesale).
-    pub fn has_exceptions(&self) -> bool {
+    pub(crate) fn has_exceptions(&self) -> bool {
         self.rules.iter().any(|(n, _)| *n)
     }
 }
@@ -82,43 +83,7 @@ fn match_segs(pat: &[String], path: &[String]) -> bool {
     }
 }
 
-/// `filepath.Match` for one element: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\x`.
-pub fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|k| glob(rest, &s[k..])),
-        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, srest)) = s.split_first() else {
-                return false;
-            };
-            let Some(end) = rest.iter().position(|&b| b == b']') else {
-                return false;
-            };
-            let (class, after) = (&rest[..end], &rest[end + 1..]);
-            let (neg, class) = match class.first() {
-                Some(b'^') | Some(b'!') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    hit |= class[i] <= c && c <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == c;
-                    i += 1;
-                }
-            }
-            hit != neg && glob(after, srest)
-        }
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..])
-        }
-        Some((&c, rest)) => s.first() == Some(&c) && glob(rest, &s[1..]),
-    }
-}
+use crate::glob::glob;
 
 #[cfg(test)]
 mod tests {
