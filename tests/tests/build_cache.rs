@@ -173,3 +173,35 @@ fn dockerignore_with_an_exception() {
     assert!(!listing.contains("NOTES.md"), "{out}");
     assert!(!listing.contains("secrets"), "{out}");
 }
+
+#[test]
+fn scratch_stage_holds_only_the_copied_file() {
+    let d = daemon_with_busybox();
+    let ctx = context(
+        &d,
+        &[(
+            "Dockerfile",
+            "FROM busybox AS build\nRUN echo built > /artifact\nFROM scratch\nCOPY --from=build /artifact /artifact\nCMD [\"/artifact\"]\n",
+        )],
+    );
+    docker_build(&d, &ctx, &["-t", "scr"]).ok();
+    let layers = d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        "scr",
+    ]);
+    assert_eq!(layers.ok().stdout, "1\n");
+    d.docker(&["create", "--name", "scr-c", "scr"]).ok();
+    let mut cmd = d.command(Cli::Docker, &["cp", "scr-c:/artifact", "-"]);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let out = run_command(cmd, None);
+    assert!(out.ok().stdout.contains("built\n"), "{out}");
+    // As docker: the `build` stage's image stays as one dangling image; the empty base a
+    // scratch stage starts from is an intermediate image and not listed.
+    let images = d.docker(&["images", "--format", "{{.Repository}}"]);
+    let mut names = images.ok().lines();
+    names.sort();
+    assert_eq!(names, ["<none>", "busybox", "scr"], "{images}");
+}

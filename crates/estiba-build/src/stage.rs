@@ -155,11 +155,7 @@ impl<'a> Run<'a> {
             Some(j) => self.results[j]
                 .clone()
                 .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
-            None if base == "scratch" => {
-                return Err(BuildError::Step(
-                    "FROM scratch is not supported by this builder yet".into(),
-                ))
-            }
+            None if base == "scratch" => self.b.images.scratch_image()?,
             None => self.b.images.resolve_id(&base)?,
         };
         self.say(format!(" ---> {}\n", short_id(&image_id)));

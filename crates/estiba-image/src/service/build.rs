@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use estiba_store::{Reader, Table};
+use estiba_store::{ImageRecord, Reader, Table};
 
-use super::{internal, resolve, ImageError, ImageService};
+use super::{internal, now_nano, resolve, ImageError, ImageService};
 use crate::digest::Digest;
 
 /// The `build_cache` table: cache key (a SHA-256 of parent, instruction and inputs) -> image ID.
@@ -85,6 +85,58 @@ impl ImageService {
         }
         mounted.map_err(internal)?;
         result.ok_or_else(|| internal("rootfs not mounted"))
+    }
+
+    /// The empty image a `FROM scratch` stage starts from (no layers, an empty config), made
+    /// once; its children are the stage's images, so listings treat it as intermediate.
+    pub fn scratch_image(&self) -> Result<String, ImageError> {
+        let config = serde_json::json!({
+            "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            "config": {},
+            "created": "1970-01-01T00:00:00Z",
+            "history": [],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        let bytes = serde_json::to_vec(&config).map_err(internal)?;
+        let _guard = self.lock();
+        let stored = self.content.ingest_bytes(&bytes).map_err(internal)?;
+        let id = stored.digest.to_string();
+        if self
+            .store
+            .read()
+            .map_err(internal)?
+            .image(&id)
+            .map_err(internal)?
+            .is_some()
+        {
+            return Ok(id);
+        }
+        let record = ImageRecord {
+            id: id.clone(),
+            config_size_bytes: stored.size_bytes,
+            manifest: None,
+            diff_ids: Vec::new(),
+            chain_ids: Vec::new(),
+            created_rfc3339: "1970-01-01T00:00:00Z".into(),
+            created: 0,
+            created_nano: 0,
+            size_bytes: 0,
+            last_tag_time: None,
+            parent: None,
+            labels: Default::default(),
+            os: "linux".into(),
+            architecture: config["architecture"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            variant: None,
+            stored_nano: now_nano(),
+        };
+        let mut tx = self.store.write().map_err(internal)?;
+        tx.put_image(&record).map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        Ok(id)
     }
 
     /// Records that `key` produced the image `id`.
