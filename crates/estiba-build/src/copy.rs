@@ -28,6 +28,8 @@ pub struct CopySpec {
     pub chmod: Option<u32>,
     /// Whether the sources come from the build context (owners become root).
     pub from_context: bool,
+    /// ADD: a local tar archive (plain or gzip) is extracted into the destination directory.
+    pub extract_archives: bool,
 }
 
 /// One file to put in the layer.
@@ -248,11 +250,89 @@ pub fn write_layer(root: &Path, spec: &CopySpec, out: &mut dyn Write) -> Result<
             tar.append_data(&mut header, format!("{}/", it.dest), io::empty())
                 .map_err(io_err)?;
         } else if ft.is_file() {
+            if spec.extract_archives && is_archive(&it.src) {
+                let dir = if spec.dest.ends_with('/') || it.dest.rsplit_once('/').is_none() {
+                    spec.dest.trim_matches('/').to_string()
+                } else {
+                    it.dest
+                        .rsplit_once('/')
+                        .map(|(d, _)| d.to_string())
+                        .unwrap_or_default()
+                };
+                extract_into(&mut tar, &it.src, &dir)?;
+                continue;
+            }
             let f = File::open(&it.src).map_err(io_err)?;
             tar.append_data(&mut header, &it.dest, f).map_err(io_err)?;
         }
     }
     tar.finish().map_err(io_err)?;
+    Ok(())
+}
+
+/// Whether a file starts like a tar (ustar magic at 257) or a gzip stream.
+fn is_archive(path: &Path) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// Copies the entries of the archive at `src` into `tar` under `dir` (ADD's extraction);
+/// entries that would leave `dir` are refused.
+fn extract_into<W: Write>(
+    tar: &mut tar::Builder<W>,
+    src: &Path,
+    dir: &str,
+) -> Result<(), BuildError> {
+    let err = |e: io::Error| BuildError::Step(format!("ADD failed: {}: {e}", src.display()));
+    let f = File::open(src).map_err(err)?;
+    let mut buffered = io::BufReader::new(f);
+    let gz = io::BufRead::fill_buf(&mut buffered)
+        .map_err(err)?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(err)? {
+        let mut entry = entry.map_err(err)?;
+        let path = entry.path().map_err(err)?.into_owned();
+        if !crate::context::contained(&path) {
+            return Err(BuildError::Step(format!(
+                "ADD failed: {}: the entry {} is outside the destination",
+                src.display(),
+                path.display()
+            )));
+        }
+        let rel = path.to_string_lossy().trim_end_matches('/').to_string();
+        if rel.is_empty() || rel == "." {
+            continue;
+        }
+        let name = join(dir, &rel);
+        let mut header = entry.header().clone();
+        match header.entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(err)?
+                    .unwrap_or_default()
+                    .into_owned();
+                tar.append_link(&mut header, &name, target).map_err(err)?;
+            }
+            tar::EntryType::Directory => {
+                tar.append_data(&mut header, format!("{name}/"), io::empty())
+                    .map_err(err)?;
+            }
+            _ => tar
+                .append_data(&mut header, &name, &mut entry)
+                .map_err(err)?,
+        }
+    }
     Ok(())
 }
 
@@ -268,6 +348,7 @@ mod tests {
             chown: None,
             chmod: None,
             from_context: true,
+            extract_archives: false,
         }
     }
 
@@ -297,6 +378,17 @@ mod tests {
         assert_eq!(names(d.path(), &spec(&["dir"], "/y")), vec!["y/", "y/c"]);
         assert_eq!(names(d.path(), &spec(&["../a.txt"], "/")), vec!["a.txt"]);
         assert!(write_layer(d.path(), &spec(&["nope"], "/x"), &mut Vec::new()).is_err());
+
+        // ADD extracts a local archive into the destination directory.
+        let mut inner = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        inner.append_data(&mut h, "in/f", &b"x"[..]).unwrap();
+        fs::write(d.path().join("a.tar"), inner.into_inner().unwrap()).unwrap();
+        let mut add = spec(&["a.tar"], "/opt/");
+        add.extract_archives = true;
+        assert_eq!(names(d.path(), &add), vec!["opt/in/f"]);
     }
 
     #[test]

@@ -39,6 +39,8 @@ enum Layer<'p> {
     Tar(Vec<u8>),
     Run(BuildRun),
     Copy(&'p Path, CopySpec),
+    /// COPY --from: the image's root filesystem is mounted only when the step runs.
+    CopyFrom(String, CopySpec),
 }
 
 /// One stage's state between instructions.
@@ -509,6 +511,7 @@ impl<'a> Run<'a> {
             chown,
             chmod,
             from_context: ins.flag("from").is_none(),
+            extract_archives: ins.cmd == "ADD",
         };
         match ins.flag("from") {
             None => {
@@ -524,14 +527,13 @@ impl<'a> Run<'a> {
                         .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
                     None => self.b.images.resolve_id(&from)?,
                 };
-                let mnt = self.b.temp_dir("from")?;
-                let key = format!("build-{:016x}", rand::random::<u64>());
-                let b = self.b;
-                b.images.with_rootfs(&image, &key, &mnt.0, |root| {
-                    let sum = copy::checksum(root, &spec)?;
-                    let created_by = format!("/bin/sh -c #(nop) {} from:{sum} in {abs} ", ins.cmd);
-                    self.commit(st, created_by, Layer::Copy(root, spec.clone()))
-                })?
+                // An image's content is fixed by its ID: the key needs no checksum, and a
+                // hit needs no mount.
+                let created_by = format!(
+                    "/bin/sh -c #(nop) {} --from={image} {:?} {:?} {:?} in {abs} ",
+                    ins.cmd, spec.sources, spec.chown, spec.chmod
+                );
+                self.commit(st, created_by, Layer::CopyFrom(image, spec))
             }
         }
     }
@@ -569,6 +571,13 @@ impl<'a> Run<'a> {
             Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
             Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
             Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
+            Layer::CopyFrom(image, spec) => {
+                let mnt = self.b.temp_dir("from")?;
+                let key = format!("build-{:016x}", rand::random::<u64>());
+                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
+                    copy::write_layer(root, &spec, &mut spool)
+                })??
+            }
             Layer::Run(run) => {
                 let id = self.run_container(&run, &mut spool)?;
                 container = Some(id);
