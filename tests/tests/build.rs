@@ -220,3 +220,17 @@ fn bad_dockerfiles_and_contexts_are_refused() {
     assert!(!d.dir().join("escape").exists());
     assert!(!d.image_tags().iter().any(|t| t.starts_with("esc")));
 }
+
+#[test]
+fn quiet_build_and_dockerfile_on_stdin() {
+    let d = daemon_with_busybox();
+    let mut cmd = d.command(Cli::Docker, &["build", "-q", "-t", "fromstdin", "-"]);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let out = run_command(
+        cmd,
+        Some(b"FROM busybox\nLABEL via=stdin\nRUN echo noisy\n".to_vec()),
+    );
+    let id = inspect(&d, "fromstdin", "{{.Id}}");
+    assert_eq!(out.ok().stdout, format!("{id}\n"), "-q prints only the ID");
+    assert_eq!(inspect(&d, "fromstdin", "{{.Config.Labels.via}}"), "stdin");
+}
