@@ -24,7 +24,9 @@ const MAX_JSON_PARAM_BYTES: usize = 1 << 20;
 
 /// This module's routes, merged into [`super::router`].
 pub(super) fn routes() -> Router<SharedState> {
-    Router::new().route("/build", post(build))
+    Router::new()
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
 }
 
 fn json_map<T: serde::de::DeserializeOwned + Default>(
@@ -120,4 +122,18 @@ async fn build(State(state): State<SharedState>, params: Params, body: Body) -> 
         )));
     });
     stream::respond(rx, "application/json", MidStreamError::JsonLine).await
+}
+
+/// `POST /build/prune`: forgets the build cache (the images it named stay, as with Docker's
+/// classic builder; `image prune` removes the dangling ones).
+async fn prune(State(state): State<SharedState>) -> Response {
+    let images = Arc::clone(&state.images);
+    let result = tokio::task::spawn_blocking(move || images.build_cache_prune()).await;
+    match result {
+        Ok(Ok(keys)) => {
+            axum::Json(json!({ "CachesDeleted": keys, "SpaceReclaimed": 0 })).into_response()
+        }
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
 }

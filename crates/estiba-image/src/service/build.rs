@@ -139,6 +139,18 @@ impl ImageService {
         Ok(id)
     }
 
+    /// Forgets every cache entry (the images stay: dangling ones go with `image prune`, as
+    /// with Docker's classic builder, whose cache is the image store); returns the keys.
+    pub fn build_cache_prune(&self) -> Result<Vec<String>, ImageError> {
+        let mut tx = self.store.write().map_err(internal)?;
+        let entries: Vec<(String, String)> = tx.scan(BUILD_CACHE, "").map_err(internal)?;
+        for (key, _) in &entries {
+            tx.remove(BUILD_CACHE, key).map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+        Ok(entries.into_iter().map(|(k, _)| k).collect())
+    }
+
     /// Records that `key` produced the image `id`.
     pub fn build_cache_put(&self, key: &str, id: &str) -> Result<(), ImageError> {
         let mut tx = self.store.write().map_err(internal)?;
