@@ -3,7 +3,9 @@
 mod args;
 mod client;
 mod cmd;
+mod dockerignore;
 mod format;
+mod glob;
 mod jsonindent;
 mod output;
 mod tabwriter;
@@ -100,6 +102,7 @@ async fn run(cli: Cli, host: &str) -> anyhow::Result<()> {
         Command::Images(a) => cmd::image::list(c, a, "images").await,
         Command::Inspect(a) => cmd::inspect::inspect(c, a).await,
         Command::Load(a) => cmd::transfer::load(c, a).await,
+        Command::Build(a) => cmd::build::build(c, a).await,
         Command::Save(a) => cmd::transfer::save(c, a, "save").await,
         Command::Tag(a) => cmd::image::tag(c, a, "tag").await,
         Command::Rmi(a) => cmd::image::remove(c, a, "rmi").await,

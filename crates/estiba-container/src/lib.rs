@@ -13,6 +13,7 @@
 //!   removed before the files it names, so a crash leaves garbage, never a dangling record.
 //! - Container snapshots are keyed `c-<id>`, never 64 hex (the image GC owns those keys).
 
+mod build;
 mod commit;
 mod create;
 mod error;
@@ -39,6 +40,7 @@ mod top;
 mod treetar;
 mod update;
 
+pub use build::BuildRun;
 pub use commit::CommitOptions;
 pub use error::ContainerError;
 pub use exec::{ExecConfig, ExecInfo, ExecStream};

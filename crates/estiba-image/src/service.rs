@@ -5,6 +5,7 @@
 //! snapshots first and records them in one transaction last; a delete removes the records first
 //! and the files after. Whatever a crash leaves unreferenced is collected by [`ImageService::open`].
 
+mod build;
 mod commit;
 mod filters;
 mod load;

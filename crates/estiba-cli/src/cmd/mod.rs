@@ -1,5 +1,6 @@
 //! One module per group of docker commands; each turns parsed flags into API calls and output.
 
+pub(crate) mod build;
 pub(crate) mod container;
 pub(crate) mod events;
 pub(crate) mod image;

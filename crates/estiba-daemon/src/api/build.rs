@@ -1,10 +1,139 @@
-//! `/build` and `/build/prune`: the classic builder protocol.
+//! `/build` and `/build/prune`: the classic builder protocol. The context tar streams into
+//! the builder on a blocking thread; progress comes back as JSON lines (`stream`, `aux`, and
+//! `errorDetail` with the failing RUN's exit code).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Router;
+use bytes::Bytes;
+use estiba_build::{BuildError, BuildOptions, Output};
+use serde_json::json;
 
-use super::SharedState;
+use super::stream::{self, MidStreamError};
+use super::{ApiError, Params, SharedState};
+
+/// Most `t` parameters one build takes.
+const MAX_TAGS: usize = 100;
+/// Most bytes of the `buildargs` and `labels` JSON.
+const MAX_JSON_PARAM_BYTES: usize = 1 << 20;
 
 /// This module's routes, merged into [`super::router`].
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
+}
+
+fn json_map<T: serde::de::DeserializeOwned + Default>(
+    params: &Params,
+    key: &str,
+) -> Result<T, ApiError> {
+    match params.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(T::default()),
+        Some(v) if v.len() > MAX_JSON_PARAM_BYTES => {
+            Err(ApiError::bad_request(format!("{key} is too large")))
+        }
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("error reading {key}: {e}"))),
+    }
+}
+
+fn options(params: &Params) -> Result<BuildOptions, ApiError> {
+    let tags = params.all("t");
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad_request(format!(
+            "too many tags (at most {MAX_TAGS})"
+        )));
+    }
+    for t in &tags {
+        estiba_image::reference::Reference::parse_normalized(t)
+            .map_err(|_| ApiError::bad_request(format!("invalid reference format: {t}")))?;
+    }
+    let labels: Option<BTreeMap<String, String>> = json_map(params, "labels")?;
+    let build_args: Option<BTreeMap<String, Option<String>>> = json_map(params, "buildargs")?;
+    Ok(BuildOptions {
+        dockerfile: params.get("dockerfile").unwrap_or_default().to_string(),
+        tags,
+        build_args: build_args.unwrap_or_default(),
+        labels: labels.unwrap_or_default(),
+        target: params.get("target").unwrap_or_default().to_string(),
+        no_cache: params.bool("nocache"),
+        rm: params.get("rm").is_none() || params.bool("rm"),
+        force_rm: params.bool("forcerm"),
+        quiet: params.bool("q"),
+        network_mode: params
+            .get("networkmode")
+            .filter(|m| *m != "default")
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+fn line(v: &serde_json::Value) -> Bytes {
+    let mut l = serde_json::to_vec(v).unwrap_or_default();
+    l.extend_from_slice(b"\r\n");
+    Bytes::from(l)
+}
+
+/// `POST /build`.
+async fn build(State(state): State<SharedState>, params: Params, body: Body) -> Response {
+    let opts = match options(&params) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let (tx, rx) = stream::channel();
+    let builder = Arc::clone(&state.builder);
+    let reader = stream::body_reader(body);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let mut sent = false;
+        let progress = tx.clone();
+        let mut out = |o: Output| {
+            let v = match o {
+                Output::Stream(s) => json!({ "stream": s }),
+                Output::Aux(id) => json!({ "aux": { "ID": id } }),
+            };
+            sent = true;
+            // A client that went away only loses the progress; the build completes.
+            let _ = progress.blocking_send(Ok(line(&v)));
+        };
+        let result = builder.build(&opts, &mut reader, &mut out);
+        let Err(e) = result else { return };
+        let early = matches!(
+            e,
+            BuildError::Parse(_) | BuildError::Invalid(_) | BuildError::Context(_)
+        );
+        if early && !sent {
+            let _ = tx.blocking_send(Err(ApiError::bad_request(e.to_string())));
+            return;
+        }
+        let message = e.to_string();
+        let mut detail = json!({ "message": message });
+        if let Some(code) = e.code() {
+            detail["code"] = json!(code);
+        }
+        let _ = tx.blocking_send(Ok(line(
+            &json!({ "errorDetail": detail, "error": message }),
+        )));
+    });
+    stream::respond(rx, "application/json", MidStreamError::JsonLine).await
+}
+
+/// `POST /build/prune`: forgets the build cache (the images it named stay, as with Docker's
+/// classic builder; `image prune` removes the dangling ones).
+async fn prune(State(state): State<SharedState>) -> Response {
+    let images = Arc::clone(&state.images);
+    let result = tokio::task::spawn_blocking(move || images.build_cache_prune()).await;
+    match result {
+        Ok(Ok(keys)) => {
+            axum::Json(json!({ "CachesDeleted": keys, "SpaceReclaimed": 0 })).into_response()
+        }
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
 }

@@ -52,7 +52,6 @@ pub(crate) struct AppState {
     pub(crate) networks: Arc<estiba_net::NetworkService>,
     #[allow(dead_code)] // until its endpoints land
     pub(crate) registry: Arc<estiba_registry::RegistryService>,
-    #[allow(dead_code)] // until its endpoints land
     pub(crate) builder: Arc<estiba_build::Builder>,
     /// Runtimes by name, as `/info` shows them.
     pub(crate) runtimes: std::collections::BTreeMap<String, estiba_container::RuntimeConfig>,

@@ -1,0 +1,193 @@
+//! Which stages a build runs: the Dockerfile split into global ARGs and stages, the target
+//! chosen, and only the stages the target needs (through `FROM <stage>` and `COPY --from`).
+
+use crate::parser::{Dockerfile, Instruction};
+use crate::{BuildError, BuildOptions};
+
+/// One `FROM` and the instructions after it.
+#[derive(Debug, Clone)]
+pub struct StageDef {
+    /// `AS name`, lower-cased.
+    pub name: Option<String>,
+    /// The FROM instruction.
+    pub from: Instruction,
+    /// The base as written (expanded later with the global ARGs).
+    pub base: String,
+    pub instructions: Vec<Instruction>,
+}
+
+/// The stages to build, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub escape: char,
+    /// ARGs before the first FROM.
+    pub global_args: Vec<Instruction>,
+    pub stages: Vec<StageDef>,
+    /// Indices of the stages to build (ascending); the last is the target.
+    pub needed: Vec<usize>,
+    /// `Step N/total`.
+    pub total_steps: usize,
+}
+
+impl Plan {
+    pub fn new(df: Dockerfile, opts: &BuildOptions) -> Result<Plan, BuildError> {
+        let mut global_args = Vec::new();
+        let mut stages: Vec<StageDef> = Vec::new();
+        for ins in df.instructions {
+            if ins.cmd == "FROM" {
+                let words: Vec<&str> = ins.rest.split_whitespace().collect();
+                let name = match words.as_slice() {
+                    [_] => None,
+                    [_, r#as, n] if r#as.eq_ignore_ascii_case("as") => Some(n.to_ascii_lowercase()),
+                    _ => {
+                        return Err(crate::parser::ParseError {
+                            line: ins.line,
+                            message: "FROM requires either one or three arguments".into(),
+                        }
+                        .into())
+                    }
+                };
+                stages.push(StageDef {
+                    name,
+                    base: words[0].to_string(),
+                    from: ins,
+                    instructions: Vec::new(),
+                });
+            } else if let Some(s) = stages.last_mut() {
+                s.instructions.push(ins);
+            } else if ins.cmd == "ARG" {
+                global_args.push(ins);
+            } else {
+                return Err(BuildError::Invalid(
+                    "no build stage in current context".into(),
+                ));
+            }
+        }
+        if stages.is_empty() {
+            return Err(BuildError::Invalid(
+                "no build stage in current context".into(),
+            ));
+        }
+        let target = if opts.target.is_empty() {
+            stages.len() - 1
+        } else {
+            let t = opts.target.to_ascii_lowercase();
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(t.as_str()))
+                .ok_or_else(|| {
+                    BuildError::Invalid(format!(
+                        "failed to reach build target {} in Dockerfile",
+                        opts.target
+                    ))
+                })?
+        };
+        if !opts.labels.is_empty() {
+            let text = opts
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let line = stages[target]
+                .instructions
+                .last()
+                .map_or(stages[target].from.line, |i| i.line);
+            stages[target].instructions.push(Instruction {
+                line,
+                cmd: "LABEL".into(),
+                flags: Vec::new(),
+                original: format!("LABEL {text}"),
+                rest: text,
+                json: None,
+            });
+        }
+        let mut needed = vec![false; stages.len()];
+        mark(&stages, target, &mut needed);
+        let needed: Vec<usize> = (0..stages.len()).filter(|&i| needed[i]).collect();
+        let total_steps = needed
+            .iter()
+            .map(|&i| 1 + stages[i].instructions.len())
+            .sum();
+        Ok(Plan {
+            escape: df.escape,
+            global_args,
+            stages,
+            needed,
+            total_steps,
+        })
+    }
+
+    /// The stage a `--from` or FROM value names among the first `before` stages.
+    pub fn stage_named(&self, name: &str, before: usize) -> Option<usize> {
+        stage_ref(&self.stages[..before.min(self.stages.len())], name)
+    }
+}
+
+fn stage_ref(stages: &[StageDef], name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(i) = stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(i);
+    }
+    name.parse::<usize>().ok().filter(|&i| i < stages.len())
+}
+
+fn mark(stages: &[StageDef], i: usize, needed: &mut [bool]) {
+    if needed[i] {
+        return;
+    }
+    needed[i] = true;
+    let earlier = &stages[..i];
+    if let Some(j) = earlier
+        .iter()
+        .position(|s| s.name.as_deref() == Some(stages[i].base.to_ascii_lowercase().as_str()))
+    {
+        mark(stages, j, needed);
+    }
+    for ins in &stages[i].instructions {
+        if let Some(from) = ins.flag("from") {
+            if let Some(j) = stage_ref(earlier, from) {
+                mark(stages, j, needed);
+            }
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+
+    fn plan(text: &str, target: &str) -> Result<Plan, BuildError> {
+        let opts = BuildOptions {
+            target: target.into(),
+            ..Default::default()
+        };
+        Plan::new(parse(text).unwrap(), &opts)
+    }
+
+    #[test]
+    fn only_needed_stages() {
+        let text =
+            "ARG V=1\nFROM a AS one\nRUN x\nFROM b AS two\nRUN y\nFROM c\nCOPY --from=one /x /x\n";
+        let p = plan(text, "").unwrap();
+        assert_eq!(p.needed, vec![0, 2]);
+        assert_eq!(p.total_steps, 4);
+        assert_eq!(p.global_args.len(), 1);
+        assert_eq!(plan(text, "two").unwrap().needed, vec![1]);
+        let p = plan("FROM a AS base\nFROM base\nRUN z\n", "").unwrap();
+        assert_eq!(p.needed, vec![0, 1]);
+        assert!(plan(text, "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("failed to reach build target nope"));
+        assert!(plan("RUN x\n", "").is_err());
+    }
+}

@@ -1,0 +1,767 @@
+//! Running the plan: one stage after another, one instruction after another, each checked
+//! against the cache (parent image + instruction as recorded in history + the config it leaves
+//! + what it copied) before it runs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Seek, Write};
+use std::path::Path;
+
+use estiba_container::BuildRun;
+use estiba_image::service::CommitRequest;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::copy::{self, CopySpec};
+use crate::expand;
+use crate::parser::Instruction;
+use crate::plan::Plan;
+use crate::{short_id, BuildError, BuildOptions, Builder, Output};
+
+/// Build args every build knows without an ARG (never in history or the cache key).
+const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// How a step changes the filesystem.
+enum Layer<'p> {
+    None,
+    /// A ready layer tar (WORKDIR's directory).
+    Tar(Vec<u8>),
+    Run(BuildRun),
+    Copy(&'p Path, CopySpec),
+    /// COPY --from: the image's root filesystem is mounted only when the step runs.
+    CopyFrom(String, CopySpec),
+}
+
+/// One stage's state between instructions.
+struct State {
+    image_id: String,
+    /// The image config's `config` object.
+    config: Value,
+    /// Declared ARGs in order, with their values.
+    args: Vec<(String, Option<String>)>,
+    shell: Vec<String>,
+    cmd_set: bool,
+    author: String,
+}
+
+/// One build in progress.
+pub(crate) struct Run<'a> {
+    b: &'a Builder,
+    opts: &'a BuildOptions,
+    plan: &'a Plan,
+    ctx: &'a Path,
+    out: RefCell<&'a mut dyn FnMut(Output)>,
+    step: usize,
+    results: Vec<Option<String>>,
+    global: BTreeMap<String, Option<String>>,
+    consumed: BTreeSet<String>,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn new(
+        b: &'a Builder,
+        opts: &'a BuildOptions,
+        plan: &'a Plan,
+        ctx: &'a Path,
+        out: &'a mut dyn FnMut(Output),
+    ) -> Run<'a> {
+        Run {
+            b,
+            opts,
+            plan,
+            ctx,
+            out: RefCell::new(out),
+            step: 0,
+            results: vec![None; plan.stages.len()],
+            global: BTreeMap::new(),
+            consumed: BTreeSet::new(),
+        }
+    }
+
+    fn say(&self, text: String) {
+        if !self.opts.quiet {
+            (self.out.borrow_mut())(Output::Stream(text));
+        }
+    }
+
+    /// Builds every needed stage; returns the target's image ID.
+    pub(crate) fn all(&mut self) -> Result<String, BuildError> {
+        for ins in &self.plan.global_args {
+            let lookup = |n: &str| self.global.get(n).cloned().flatten();
+            let words = expand::words(&ins.rest, &lookup, self.plan.escape)
+                .map_err(|e| BuildError::Step(e.to_string()))?;
+            for w in words {
+                let (name, default) = match w.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (w, None),
+                };
+                let value = self.arg_value(&name).or(default);
+                self.global.insert(name, value);
+            }
+        }
+        let mut last = String::new();
+        for &i in &self.plan.needed {
+            last = self.stage(i)?;
+            self.results[i] = Some(last.clone());
+        }
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.consumed.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                names.join(" ")
+            ));
+        }
+        Ok(last)
+    }
+
+    fn arg_value(&mut self, name: &str) -> Option<String> {
+        let v = self.opts.build_args.get(name).cloned().flatten();
+        if self.opts.build_args.contains_key(name) {
+            self.consumed.insert(name.to_string());
+        }
+        v
+    }
+
+    fn begin_step(&mut self, ins: &Instruction) {
+        self.step += 1;
+        self.say(format!(
+            "Step {}/{} : {}\n",
+            self.step, self.plan.total_steps, ins.original
+        ));
+    }
+
+    fn stage(&mut self, i: usize) -> Result<String, BuildError> {
+        let def = &self.plan.stages[i];
+        self.begin_step(&def.from);
+        let lookup = |n: &str| self.global.get(n).cloned().flatten();
+        let base = expand::word(&def.base, &lookup, self.plan.escape)
+            .map_err(|e| BuildError::Step(e.to_string()))?;
+        let image_id = match self.plan.stage_named(&base, i) {
+            Some(j) => self.results[j]
+                .clone()
+                .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
+            None if base == "scratch" => self.b.images.scratch_image()?,
+            None => self.b.images.resolve_id(&base)?,
+        };
+        self.say(format!(" ---> {}\n", short_id(&image_id)));
+        let (_, full) = self.b.images.config_json(&image_id)?;
+        let mut config = full.get("config").cloned().unwrap_or(Value::Null);
+        if !config.is_object() {
+            config = json!({});
+        }
+        let mut st = State {
+            image_id,
+            config,
+            args: Vec::new(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            cmd_set: false,
+            author: full
+                .get("author")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        };
+        for ins in &def.instructions {
+            self.begin_step(ins);
+            self.dispatch(i, &mut st, ins)?;
+            self.say(format!(" ---> {}\n", short_id(&st.image_id)));
+        }
+        Ok(st.image_id)
+    }
+
+    /// Variables visible to expansion: ENV over ARG.
+    fn vars(st: &State) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        for e in env_list(&st.config) {
+            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+
+    fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
+        let vars = Self::vars(st);
+        let lookup = |n: &str| vars.get(n).cloned();
+        expand::word(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
+    }
+
+    fn expand_words(&self, st: &State, s: &str) -> Result<Vec<String>, BuildError> {
+        let vars = Self::vars(st);
+        let lookup = |n: &str| vars.get(n).cloned();
+        expand::words(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
+    }
+
+    fn dispatch(
+        &mut self,
+        stage: usize,
+        st: &mut State,
+        ins: &Instruction,
+    ) -> Result<(), BuildError> {
+        let nop = |s: String| format!("/bin/sh -c #(nop) {s}");
+        match ins.cmd.as_str() {
+            "ARG" => {
+                let words = self.expand_words(st, &ins.rest)?;
+                let mut shown = Vec::new();
+                for w in words {
+                    let (name, default) = match w.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (w.clone(), None),
+                    };
+                    let value = self
+                        .arg_value(&name)
+                        .or(default)
+                        .or_else(|| self.global.get(&name).cloned().flatten());
+                    st.args.retain(|(k, _)| *k != name);
+                    st.args.push((name, value));
+                    shown.push(w);
+                }
+                self.commit(st, nop(format!(" ARG {}", shown.join(" "))), Layer::None)
+            }
+            "ENV" => {
+                let pairs = self.pairs(st, ins, true)?;
+                let mut env = env_list(&st.config);
+                for (k, v) in &pairs {
+                    let prefix = format!("{k}=");
+                    let entry = format!("{k}={v}");
+                    match env.iter_mut().find(|e| e.starts_with(&prefix) || *e == k) {
+                        Some(e) => *e = entry,
+                        None => env.push(entry),
+                    }
+                }
+                set(&mut st.config, "Env", json!(env));
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.commit(st, nop(format!(" ENV {}", shown.join(" "))), Layer::None)
+            }
+            "LABEL" => {
+                let pairs = self.pairs(st, ins, false)?;
+                let labels = obj_entry(&mut st.config, "Labels");
+                for (k, v) in &pairs {
+                    labels.insert(k.clone(), json!(v));
+                }
+                let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.commit(st, nop(format!(" LABEL {}", shown.join(" "))), Layer::None)
+            }
+            "CMD" | "ENTRYPOINT" | "SHELL" => {
+                let argv = match &ins.json {
+                    Some(v) => v.clone(),
+                    None if ins.cmd == "SHELL" => {
+                        return Err(BuildError::Step(
+                            "SHELL requires the arguments to be in JSON form".into(),
+                        ))
+                    }
+                    None => {
+                        let mut v = st.shell.clone();
+                        v.push(ins.rest.clone());
+                        v
+                    }
+                };
+                let shown = format!("{:?}", argv).replace("\", \"", "\" \"");
+                match ins.cmd.as_str() {
+                    "CMD" => {
+                        set(&mut st.config, "Cmd", json!(argv));
+                        st.cmd_set = true;
+                    }
+                    "ENTRYPOINT" => {
+                        set(&mut st.config, "Entrypoint", json!(argv));
+                        if !st.cmd_set {
+                            set(&mut st.config, "Cmd", Value::Null);
+                        }
+                    }
+                    _ => {
+                        st.shell = argv.clone();
+                        set(&mut st.config, "Shell", json!(argv));
+                    }
+                }
+                self.commit(st, nop(format!(" {} {shown}", ins.cmd)), Layer::None)
+            }
+            "WORKDIR" => {
+                let dir = self.expand_word(st, &ins.rest)?;
+                let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
+                let path = clean_abs(&if dir.starts_with('/') {
+                    dir
+                } else {
+                    format!("{}/{dir}", if cur.is_empty() { "/" } else { &cur })
+                });
+                set(&mut st.config, "WorkingDir", json!(path));
+                let layer = if path == "/" || self.b.images.image_has_path(&st.image_id, &path)? {
+                    Layer::None
+                } else {
+                    Layer::Tar(dir_layer(&path)?)
+                };
+                self.commit(st, nop(format!("WORKDIR {path}")), layer)
+            }
+            "USER" | "STOPSIGNAL" | "MAINTAINER" => {
+                let v = self.expand_word(st, &ins.rest)?;
+                match ins.cmd.as_str() {
+                    "USER" => set(&mut st.config, "User", json!(v)),
+                    "STOPSIGNAL" => set(&mut st.config, "StopSignal", json!(v)),
+                    _ => st.author = v.clone(),
+                }
+                self.commit(st, nop(format!(" {} {v}", ins.cmd)), Layer::None)
+            }
+            "EXPOSE" | "VOLUME" => {
+                let items = match (&ins.json, ins.cmd.as_str()) {
+                    (Some(v), "VOLUME") => v.clone(),
+                    _ => self.expand_words(st, &ins.rest)?,
+                };
+                let key = if ins.cmd == "EXPOSE" {
+                    "ExposedPorts"
+                } else {
+                    "Volumes"
+                };
+                let map = obj_entry(&mut st.config, key);
+                let mut shown = Vec::new();
+                for item in items {
+                    let item = if key == "ExposedPorts" && !item.contains('/') {
+                        format!("{item}/tcp")
+                    } else {
+                        item
+                    };
+                    map.insert(item.clone(), json!({}));
+                    shown.push(item);
+                }
+                self.commit(
+                    st,
+                    nop(format!(" {} {}", ins.cmd, shown.join(" "))),
+                    Layer::None,
+                )
+            }
+            "ONBUILD" => {
+                let list = st.config.get("OnBuild").and_then(Value::as_array).cloned();
+                let mut list = list.unwrap_or_default();
+                list.push(json!(ins.rest));
+                set(&mut st.config, "OnBuild", Value::Array(list));
+                self.commit(st, nop(format!(" ONBUILD {}", ins.rest)), Layer::None)
+            }
+            "HEALTHCHECK" => {
+                let hc = crate::stage_health::healthcheck(ins, &st.shell)?;
+                set(&mut st.config, "Healthcheck", hc);
+                self.commit(st, nop(format!(" HEALTHCHECK {}", ins.rest)), Layer::None)
+            }
+            "RUN" => self.run(st, ins),
+            "COPY" | "ADD" => self.copy(stage, st, ins),
+            other => Err(BuildError::Step(format!("unknown instruction: {other}"))),
+        }
+    }
+
+    /// `k=v` pairs (ENV, LABEL), or ENV's legacy `k v...` form.
+    fn pairs(
+        &self,
+        st: &State,
+        ins: &Instruction,
+        env: bool,
+    ) -> Result<Vec<(String, String)>, BuildError> {
+        let words = self.expand_words(st, &ins.rest)?;
+        let Some(first) = words.first() else {
+            return Err(BuildError::Step(format!(
+                "{} requires at least one argument",
+                ins.cmd
+            )));
+        };
+        if !first.contains('=') {
+            let rest = ins.rest.trim_start();
+            let after = rest
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, r)| r.trim());
+            if after.is_empty() {
+                let msg = if env {
+                    "ENV must have two arguments"
+                } else {
+                    "LABEL requires at least one argument"
+                };
+                return Err(BuildError::Step(msg.into()));
+            }
+            return Ok(vec![(first.clone(), self.expand_word(st, after)?)]);
+        }
+        words
+            .into_iter()
+            .map(|w| match w.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(BuildError::Step(format!(
+                    "{} names can not be blank",
+                    ins.cmd
+                ))),
+            })
+            .collect()
+    }
+
+    fn run(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let (argv, shown) = match &ins.json {
+            Some(v) => (v.clone(), v.join(" ")),
+            None => {
+                let mut v = st.shell.clone();
+                v.push(ins.rest.clone());
+                let s = v.join(" ");
+                (v, s)
+            }
+        };
+        let env_keys: BTreeSet<String> = env_list(&st.config)
+            .iter()
+            .map(|e| e.split('=').next().unwrap_or_default().to_string())
+            .collect();
+        let args: Vec<String> = st
+            .args
+            .iter()
+            .filter(|(k, _)| !env_keys.contains(k))
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        let created_by = if args.is_empty() {
+            shown.clone()
+        } else {
+            format!("|{} {} {shown}", args.len(), args.join(" "))
+        };
+        let mut env = env_list(&st.config);
+        env.extend(args);
+        for p in PREDEFINED_ARGS {
+            if let Some(Some(v)) = self.opts.build_args.get(*p) {
+                env.push(format!("{p}={v}"));
+            }
+        }
+        let run = BuildRun {
+            image_id: st.image_id.clone(),
+            argv,
+            env,
+            working_dir: st.config["WorkingDir"].as_str().unwrap_or("").to_string(),
+            user: st.config["User"].as_str().unwrap_or("").to_string(),
+            network_mode: self.opts.network_mode.clone(),
+        };
+        self.commit(st, created_by, Layer::Run(run))
+            .map_err(|e| match e {
+                BuildError::RunFailed { code, .. } => BuildError::RunFailed {
+                    command: shown,
+                    code,
+                },
+                e => e,
+            })
+    }
+
+    fn copy(&mut self, stage: usize, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let words = match &ins.json {
+            Some(v) => v
+                .iter()
+                .map(|w| self.expand_word(st, w))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => self.expand_words(st, &ins.rest)?,
+        };
+        if words.len() < 2 {
+            return Err(BuildError::Step(format!(
+                "{} requires at least two arguments",
+                ins.cmd
+            )));
+        }
+        if ins.cmd == "ADD" && words.iter().any(|w| w.contains("://")) {
+            return Err(BuildError::Step(
+                "ADD from a URL is not supported by this builder yet".into(),
+            ));
+        }
+        let (dest, sources) = words
+            .split_last()
+            .ok_or_else(|| BuildError::Internal("no words".into()))?;
+        let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
+        let mut abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!(
+                "{}/{dest}",
+                if cur.is_empty() {
+                    "/"
+                } else {
+                    cur.trim_end_matches('/')
+                }
+            )
+        };
+        if dest.ends_with('/') && !abs.ends_with('/') || dest == "." {
+            abs.push('/');
+        }
+        let chown = match ins.flag("chown") {
+            None => None,
+            Some(c) => Some(parse_chown(c)?),
+        };
+        let chmod = match ins.flag("chmod") {
+            None => None,
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| BuildError::Step(format!("invalid chmod parameter: {m}")))?,
+            ),
+        };
+        let spec = CopySpec {
+            sources: sources.to_vec(),
+            dest: abs.clone(),
+            chown,
+            chmod,
+            from_context: ins.flag("from").is_none(),
+            extract_archives: ins.cmd == "ADD",
+        };
+        match ins.flag("from") {
+            None => {
+                let sum = copy::checksum(self.ctx, &spec)?;
+                let created_by = format!("/bin/sh -c #(nop) {} multi:{sum} in {abs} ", ins.cmd);
+                self.commit(st, created_by, Layer::Copy(self.ctx, spec))
+            }
+            Some(from) => {
+                let from = self.expand_word(st, from)?;
+                let image = match self.plan.stage_named(&from, stage) {
+                    Some(j) => self.results[j]
+                        .clone()
+                        .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
+                    None => self.b.images.resolve_id(&from)?,
+                };
+                // An image's content is fixed by its ID: the key needs no checksum, and a
+                // hit needs no mount.
+                let created_by = format!(
+                    "/bin/sh -c #(nop) {} --from={image} {:?} {:?} {:?} in {abs} ",
+                    ins.cmd, spec.sources, spec.chown, spec.chmod
+                );
+                self.commit(st, created_by, Layer::CopyFrom(image, spec))
+            }
+        }
+    }
+
+    /// Looks the step up in the cache, else makes its layer and image.
+    fn commit(
+        &mut self,
+        st: &mut State,
+        created_by: String,
+        layer: Layer<'_>,
+    ) -> Result<(), BuildError> {
+        let mut h = Sha256::new();
+        for part in [
+            st.image_id.as_str(),
+            created_by.as_str(),
+            &st.config.to_string(),
+            &st.author,
+        ] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
+        let key = format!("sha256:{}", hex::encode(h.finalize()));
+        if !self.opts.no_cache {
+            if let Some(id) = self.b.images.build_cache_get(&key)? {
+                self.say(" ---> Using cache\n".into());
+                st.image_id = id;
+                return Ok(());
+            }
+        }
+        let mut spool = tempfile::tempfile_in(&self.b.root)
+            .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
+        let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
+        let mut container = None;
+        match layer {
+            Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
+            Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
+            Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
+            Layer::CopyFrom(image, spec) => {
+                let mnt = self.b.temp_dir("from")?;
+                let key = format!("build-{:016x}", rand::random::<u64>());
+                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
+                    copy::write_layer(root, &spec, &mut spool)
+                })??
+            }
+            Layer::Run(run) => {
+                let id = self.run_container(&run, &mut spool)?;
+                container = Some(id);
+            }
+        }
+        spool.rewind().map_err(io)?;
+        let req = CommitRequest {
+            base_image_id: st.image_id.clone(),
+            config: st.config.clone(),
+            container_id: container.clone().unwrap_or_default(),
+            author: st.author.clone(),
+            created_by,
+            ..Default::default()
+        };
+        let id = self.b.images.commit(&req, &mut spool);
+        if let Some(c) = &container {
+            if self.opts.rm || self.opts.force_rm {
+                self.remove_container(c);
+            }
+        }
+        let id = id?;
+        self.b.images.build_cache_put(&key, &id)?;
+        st.image_id = id;
+        Ok(())
+    }
+
+    /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
+    fn run_container(
+        &mut self,
+        run: &BuildRun,
+        spool: &mut std::fs::File,
+    ) -> Result<String, BuildError> {
+        let quiet = self.opts.quiet;
+        let out = &self.out;
+        let mut on_created = |id: &str| {
+            if !quiet {
+                (out.borrow_mut())(Output::Stream(format!(
+                    " ---> Running in {}\n",
+                    short_id(id)
+                )));
+            }
+        };
+        let mut writer = StreamWriter { out, quiet };
+        let (id, code) = self
+            .b
+            .containers
+            .build_run(run, &mut on_created, &mut writer)?;
+        if code != 0 {
+            if self.opts.force_rm {
+                self.remove_container(&id);
+            }
+            return Err(BuildError::RunFailed {
+                command: run.argv.join(" "),
+                code,
+            });
+        }
+        if let Err(e) = self.b.containers.build_diff(&id, spool) {
+            self.remove_container(&id);
+            return Err(e.into());
+        }
+        Ok(id)
+    }
+
+    fn remove_container(&self, id: &str) {
+        match self.b.containers.remove(id, true) {
+            Ok(()) => self.say(format!(
+                "Removing intermediate container {}\n",
+                short_id(id)
+            )),
+            Err(e) => tracing::warn!("remove build container {id}: {e}"),
+        }
+    }
+}
+
+/// RUN output as `{"stream": ...}` messages.
+struct StreamWriter<'r, 'a> {
+    out: &'r RefCell<&'a mut dyn FnMut(Output)>,
+    quiet: bool,
+}
+
+impl Write for StreamWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.quiet && !buf.is_empty() {
+            (self.out.borrow_mut())(Output::Stream(String::from_utf8_lossy(buf).into_owned()));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn env_list(config: &Value) -> Vec<String> {
+    config
+        .get("Env")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set(config: &mut Value, key: &str, v: Value) {
+    if let Some(o) = config.as_object_mut() {
+        o.insert(key.to_string(), v);
+    }
+}
+
+fn obj_entry<'v>(config: &'v mut Value, key: &str) -> &'v mut Map<String, Value> {
+    if !config.is_object() {
+        *config = json!({});
+    }
+    let slot = &mut config[key];
+    if !slot.is_object() {
+        *slot = json!({});
+    }
+    match slot {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// `/a/./b/../c` to `/a/c`.
+fn clean_abs(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// A layer holding one new directory (WORKDIR's).
+fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(0);
+    header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+    let io = |e: std::io::Error| BuildError::Internal(format!("workdir layer: {e}"));
+    tar.append_data(
+        &mut header,
+        format!("{}/", path.trim_start_matches('/')),
+        std::io::empty(),
+    )
+    .map_err(io)?;
+    tar.into_inner().map_err(io)
+}
+
+/// `--chown=uid[:gid]` in numbers (names need the image's passwd file: not yet).
+fn parse_chown(s: &str) -> Result<(u64, u64), BuildError> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse::<u64>(), g.parse::<u64>()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(BuildError::Step(format!(
+            "unable to convert uid/gid chown string to host mapping: {s} (only numeric IDs are supported)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(clean_abs("/a/./b/../c/"), "/a/c");
+        assert_eq!(clean_abs("/"), "/");
+        assert_eq!(parse_chown("1:2").unwrap(), (1, 2));
+        assert_eq!(parse_chown("7").unwrap(), (7, 7));
+        assert!(parse_chown("app").is_err());
+        let mut c = json!({});
+        obj_entry(&mut c, "Labels").insert("a".into(), json!("b"));
+        assert_eq!(c["Labels"]["a"], "b");
+    }
+}

@@ -1,0 +1,118 @@
+//! `estiba build`: the same builds through estiba's own CLI (context tar made client-side with
+//! `.dockerignore`, `-` for a Dockerfile on stdin, -f, --build-arg, --label, --target, -q) and
+//! its exit status on failure.
+
+use std::path::PathBuf;
+
+use estiba_e2e::{testimg, Daemon};
+
+fn daemon_with_busybox() -> Daemon {
+    let d = Daemon::start();
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    d
+}
+
+fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
+    for (name, content) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn estiba_build_with_flags_ignore_file_and_stdin() {
+    let d = daemon_with_busybox();
+    let ctx = context(
+        &d,
+        &[
+            (
+                "build.Dockerfile",
+                "FROM busybox AS base\nARG WHO\nRUN echo \"hi $WHO\" > /who\nCOPY . /ctx\nFROM base AS other\nRUN exit 9\n",
+            ),
+            (".dockerignore", "logs\n!logs/keep.txt\n"),
+            ("logs/drop.txt", "d"),
+            ("logs/keep.txt", "k"),
+        ],
+    );
+    let ctx_s = ctx.to_str().unwrap();
+    let out = d.estiba(&[
+        "build",
+        "-f",
+        &format!("{ctx_s}/build.Dockerfile"),
+        "--target",
+        "base",
+        "--build-arg",
+        "WHO=there",
+        "--label",
+        "team=core",
+        "-t",
+        "cli:1",
+        ctx_s,
+    ]);
+    out.ok();
+    assert!(
+        out.stdout.contains("Step 1/5 : FROM busybox AS base\n"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("Successfully tagged cli:1\n"), "{out}");
+    let run = d.docker(&["run", "--rm", "cli:1", "sh", "-c", "cat /who; ls /ctx/logs"]);
+    assert_eq!(run.ok().stdout, "hi there\nkeep.txt\n");
+    let label = d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.Labels.team}}",
+        "cli:1",
+    ]);
+    assert_eq!(label.ok().stdout, "core\n");
+
+    // -q prints only the ID.
+    let q = d.estiba(&[
+        "build",
+        "-q",
+        "-f",
+        &format!("{ctx_s}/build.Dockerfile"),
+        "--target",
+        "base",
+        "--build-arg",
+        "WHO=there",
+        "--label",
+        "team=core",
+        ctx_s,
+    ]);
+    let id = d.docker(&["image", "inspect", "--format", "{{.Id}}", "cli:1"]);
+    assert_eq!(q.ok().stdout, id.ok().stdout);
+
+    // A failing build exits 1 with docker's message.
+    let out = d.estiba(&[
+        "build",
+        "-f",
+        &format!("{ctx_s}/build.Dockerfile"),
+        "-t",
+        "cli:bad",
+        ctx_s,
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("The command '/bin/sh -c exit 9' returned a non-zero code: 9"),
+        "{out}"
+    );
+
+    // `-`: the Dockerfile on stdin, no context.
+    let mut cmd = d.command(estiba_e2e::Cli::Estiba, &["build", "-t", "stdin:1", "-"]);
+    cmd.env("X", "1");
+    let out = estiba_e2e::run_command(
+        cmd,
+        Some(b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n".to_vec()),
+    );
+    out.ok();
+    assert_eq!(
+        d.docker(&["run", "--rm", "stdin:1"]).ok().stdout,
+        "from stdin\n"
+    );
+}
