@@ -8,6 +8,7 @@
 mod commit;
 mod filters;
 mod load;
+mod pull;
 mod query;
 mod remove;
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use commit::CommitRequest;
+pub use pull::{LayerBlob, PullCommit, PullOutcome, PulledLayer, PushSource};
 
 use estiba_events::{Event, EventBus};
 use estiba_snapshot::{SnapshotDirs, Snapshotter};

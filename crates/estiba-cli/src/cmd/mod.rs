@@ -4,6 +4,7 @@ pub(crate) mod container;
 pub(crate) mod events;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub(crate) mod registry;
 pub(crate) mod system;
 pub(crate) mod transfer;
 pub(crate) mod volume;

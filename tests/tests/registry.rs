@@ -1,0 +1,362 @@
+//! Pull and push against a real registry (Debian's docker-registry on 127.0.0.1), through the
+//! real docker CLI and `estiba`: round trips, pull by digest, `docker run` of an image only in
+//! the registry, and the refusals: missing repo or tag, tampered blob, oversized manifest.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use estiba_e2e::testimg::{self, TestImage};
+use estiba_e2e::{wait_until, Cli, Daemon};
+
+/// A docker-registry process with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("estiba-registry-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("write registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
+            .spawn()
+            .expect("docker-registry must be installed (scripts/deps.sh)");
+        let r = Registry { child, dir, port };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "registry did not listen on {port}"
+        );
+        r
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.dir.path().join("data/docker/registry/v2/blobs/sha256")
+    }
+
+    /// The registry's file for blob `digest` ("sha256:...").
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.blobs_dir().join(&hex[..2]).join(hex).join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn layered() -> TestImage {
+    testimg::layered().expect("layered image")
+}
+
+fn busybox() -> TestImage {
+    testimg::busybox().expect("busybox image")
+}
+
+fn cli_name(cli: Cli) -> &'static str {
+    match cli {
+        Cli::Docker => "docker",
+        Cli::Estiba => "estiba",
+    }
+}
+
+/// Loads `img`, tags it into the registry, pushes, removes it locally, pulls it back.
+fn round_trip(cli: Cli, img: TestImage) {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let src = img.repo_tags[0].clone();
+    let id = img.id();
+    let layers = img.layers.len();
+    d.load(&[&img]);
+    let target = format!("{}/team/app-{}:1", reg.host(), cli_name(cli));
+    d.run(cli, &["tag", &src, &target]).ok();
+    let pushed = d.run(cli, &["push", &target]);
+    pushed.ok();
+    assert!(
+        pushed.stdout.contains("1: digest: sha256:"),
+        "push output: {pushed}"
+    );
+    d.run(cli, &["rmi", &target, &src]).ok();
+    assert!(
+        !d.image_ids().contains(&id),
+        "image still present after rmi"
+    );
+    let pulled = d.run(cli, &["pull", &target]);
+    pulled.ok();
+    assert!(
+        pulled
+            .stdout
+            .contains(&format!("Status: Downloaded newer image for {target}")),
+        "pull output: {pulled}"
+    );
+    assert!(pulled.stdout.contains("Digest: sha256:"), "{pulled}");
+    assert!(
+        d.image_ids().contains(&id),
+        "same image ID after the round trip"
+    );
+    let inspect = d.docker(&["image", "inspect", &target]);
+    inspect.ok();
+    let v = inspect.json();
+    assert_eq!(
+        v[0]["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(layers)
+    );
+    let digests = v[0]["RepoDigests"].to_string();
+    assert!(
+        digests.contains(&format!(
+            "{}/team/app-{}@sha256:",
+            reg.host(),
+            cli_name(cli)
+        )),
+        "{digests}"
+    );
+    // A second pull changes nothing.
+    let again = d.run(cli, &["pull", &target]);
+    again.ok();
+    assert!(again.stdout.contains("Image is up to date for"), "{again}");
+}
+
+#[test]
+fn docker_round_trip_single_layer() {
+    round_trip(Cli::Docker, busybox());
+}
+
+#[test]
+fn docker_round_trip_multi_layer() {
+    round_trip(Cli::Docker, layered());
+}
+
+#[test]
+fn estiba_round_trip_multi_layer() {
+    round_trip(Cli::Estiba, layered());
+}
+
+/// Pushes `img` as `<reg>/<repo>:1`, returns the pushed manifest digest.
+fn push(d: &Daemon, reg: &Registry, img: &TestImage, repo: &str) -> String {
+    d.load(&[img]);
+    let target = format!("{}/{repo}:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+    let out = d.docker(&["push", &target]);
+    out.ok();
+    let digest = out
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in {out}"))
+        .to_string();
+    d.docker(&["rmi", &target, &img.repo_tags[0]]).ok();
+    digest
+}
+
+#[test]
+fn pull_by_digest_and_run_of_a_missing_image() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let img = busybox();
+    let digest = push(&d, &reg, &img, "bb");
+    let by_digest = format!("{}/bb@{digest}", reg.host());
+    let out = d.docker(&["pull", &by_digest]);
+    out.ok();
+    assert!(out.stdout.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(d.image_ids().contains(&img.id()));
+    d.docker(&["rmi", &by_digest]).ok();
+    assert!(!d.image_ids().contains(&img.id()));
+
+    // docker run pulls what is missing.
+    let name = format!("{}/bb:1", reg.host());
+    let run = d.docker(&["run", "--rm", &name, "echo", "hello from the registry"]);
+    run.ok();
+    assert!(run.stdout.contains("hello from the registry"), "{run}");
+    assert!(run.stderr.contains("Unable to find image"), "{run}");
+    assert!(d.image_ids().contains(&img.id()));
+}
+
+#[test]
+fn missing_repository_and_tag_are_not_found() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    push(&d, &reg, &busybox(), "there");
+    let missing_tag = d.docker(&["pull", &format!("{}/there:nope", reg.host())]);
+    missing_tag.fails_with(1);
+    assert!(
+        missing_tag.stderr.contains(&format!(
+            "manifest for {}/there:nope not found: manifest unknown",
+            reg.host()
+        )),
+        "{missing_tag}"
+    );
+    let missing_repo = d.docker(&["pull", &format!("{}/nothere:1", reg.host())]);
+    missing_repo.fails_with(1);
+    assert!(missing_repo.stderr.contains("not found"), "{missing_repo}");
+    let resp = d.api(
+        "POST",
+        &format!("/images/create?fromImage={}/nothere&tag=1", reg.host()),
+        None,
+    );
+    assert_eq!(resp.status, 404, "{}", resp.text());
+    assert!(d.image_ids().is_empty());
+}
+
+#[test]
+fn a_tampered_blob_is_refused_and_nothing_is_stored() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let img = layered();
+    push(&d, &reg, &img, "tampered");
+    let blobs_before = count_files(&d.content_dir());
+    // Corrupt the top layer's blob in the registry's storage, keeping its size.
+    let manifest = registry_manifest(&reg, "tampered", "1");
+    let layer = manifest["layers"][2]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
+    let path = reg.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).expect("read blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write blob");
+
+    let out = d.docker(&["pull", &format!("{}/tampered:1", reg.host())]);
+    out.fails_with(1);
+    assert!(
+        out.stderr.contains("verification failed") || out.stdout.contains("verification failed"),
+        "{out}"
+    );
+    assert!(d.image_ids().is_empty(), "no image after a bad blob");
+    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    assert!(d.log().len() < 10_000_000);
+}
+
+/// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the
+/// client must bound its read), until dropped.
+struct FakeRegistry {
+    port: u16,
+}
+
+impl FakeRegistry {
+    fn start(content_type: &'static str, body: Vec<u8>) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let body = std::sync::Arc::new(body);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let body = std::sync::Arc::clone(&body);
+                std::thread::spawn(move || {
+                    use std::io::{BufRead, BufReader, Write};
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut request = String::new();
+                    let _ = reader.read_line(&mut request);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if request.starts_with("GET /v2/big/manifests/") {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = conn.write_all(head.as_bytes());
+                        let _ = conn.write_all(&body);
+                    } else {
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                });
+            }
+        });
+        FakeRegistry { port }
+    }
+}
+
+#[test]
+fn a_manifest_over_4_mib_is_refused() {
+    // A valid schema 2 manifest padded past 4 MiB with an annotation.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": format!("sha256:{}", "a".repeat(64)),
+            "size": 10,
+        },
+        "layers": [],
+        "annotations": { "pad": "x".repeat(5 << 20) },
+    });
+    let fake = FakeRegistry::start(
+        "application/vnd.docker.distribution.manifest.v2+json",
+        serde_json::to_vec(&manifest).expect("encode"),
+    );
+    let d = Daemon::start();
+    let out = d.docker(&["pull", &format!("127.0.0.1:{}/big:1", fake.port)]);
+    out.fails_with(1);
+    assert!(out.stderr.contains("manifest too large"), "{out}");
+    assert!(d.image_ids().is_empty());
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+fn registry_manifest(reg: &Registry, repo: &str, tag: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{}/v2/{repo}/manifests/{tag}", reg.host()),
+        ])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl manifest failed");
+    serde_json::from_slice(&out.stdout).expect("manifest json")
+}
