@@ -19,20 +19,36 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with_auth(None)
+    }
+
+    /// A registry with htpasswd (bcrypt) basic auth for `user:password`.
+    fn start_with_auth(user: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("estiba-registry-")
             .tempdir()
             .expect("temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write registry config");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((u, p)) = user {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&htpasswd)
+                .args([u, p])
+                .output()
+                .expect("htpasswd must be installed (apache2-utils, scripts/deps.sh)");
+            assert!(out.status.success(), "htpasswd failed");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: estiba-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("write registry config");
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -259,6 +275,55 @@ fn a_tampered_blob_is_refused_and_nothing_is_stored() {
     assert!(d.image_ids().is_empty(), "no image after a bad blob");
     assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
     assert!(d.log().len() < 10_000_000);
+}
+
+#[test]
+fn basic_auth_login_push_pull_logout() {
+    let reg = Registry::start_with_auth(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let img = busybox();
+    d.load(&[&img]);
+    let target = format!("{}/private/bb:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+
+    let denied = d.docker(&["push", &target]);
+    denied.fails_with(1);
+    let wrong = d.docker(&["login", "-u", "alice", "-p", "wrong", &reg.host()]);
+    wrong.fails_with(1);
+    assert!(
+        wrong.stderr.contains(&format!(
+            "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            reg.host()
+        )),
+        "{wrong}"
+    );
+    let login = d.docker(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    login.ok();
+    assert!(login.stdout.contains("Login Succeeded"), "{login}");
+    d.docker(&["push", &target]).ok();
+    d.docker(&["rmi", &target]).ok();
+    d.docker(&["pull", &target]).ok();
+    d.docker(&["logout", &reg.host()]).ok();
+
+    // estiba keeps credentials in the same config.json.
+    let login = d.estiba(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    login.ok();
+    let config =
+        std::fs::read_to_string(d.dir().join("docker-config/config.json")).expect("config.json");
+    // base64("alice:s3cret")
+    assert!(config.contains("YWxpY2U6czNjcmV0"), "{config}");
+    d.estiba(&["rmi", &target]).ok();
+    d.estiba(&["pull", &target]).ok();
+    assert!(d.image_ids().contains(&img.id()));
+    let out = d.estiba(&["logout", &reg.host()]);
+    out.ok();
+    assert!(out.stdout.contains("Removing login credentials"), "{out}");
+    d.estiba(&["rmi", &target]).ok();
+    let denied = d.estiba(&["pull", &target]);
+    assert_ne!(denied.code, 0, "{denied}");
+    let wrong = d.estiba(&["login", "-u", "alice", "-p", "nope", &reg.host()]);
+    assert_ne!(wrong.code, 0);
+    assert!(wrong.stderr.contains("401 Unauthorized"), "{wrong}");
 }
 
 /// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the
