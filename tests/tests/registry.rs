@@ -326,6 +326,98 @@ fn basic_auth_login_push_pull_logout() {
     assert!(wrong.stderr.contains("401 Unauthorized"), "{wrong}");
 }
 
+/// `img` as if built for `arch`: the same layers, a config saying another architecture.
+fn for_arch(img: &TestImage, arch: &str, tag: &str) -> TestImage {
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).expect("config");
+    config["architecture"] = serde_json::json!(arch);
+    TestImage {
+        repo_tags: vec![tag.to_string()],
+        layers: img.layers.clone(),
+        config: serde_json::to_vec(&config).expect("encode"),
+    }
+}
+
+#[test]
+fn oci_index_with_two_platforms() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let host_arch = testimg::recipes::go_arch();
+    let other = if host_arch == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let native = for_arch(&busybox(), &host_arch, "multi/native:1");
+    let foreign = for_arch(&busybox(), other, "multi/foreign:1");
+    let native_digest = push(&d, &reg, &native, "multi");
+    let foreign_digest = push(&d, &reg, &foreign, "multi");
+    let entry = |digest: &str, arch: &str| {
+        let m = registry_manifest(&reg, "multi", digest);
+        serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": digest,
+            "size": serde_json::to_vec(&m).expect("encode").len(),
+            "platform": { "architecture": arch, "os": "linux" },
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&foreign_digest, other), entry(&native_digest, &host_arch)],
+    });
+    put_manifest(
+        &reg,
+        "multi",
+        "idx",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+
+    let name = format!("{}/multi:idx", reg.host());
+    d.docker(&["pull", &name]).ok();
+    assert!(d.image_ids().contains(&native.id()), "native image pulled");
+    assert!(!d.image_ids().contains(&foreign.id()));
+    d.docker(&["rmi", &name]).ok();
+    d.estiba(&["pull", "--platform", &format!("linux/{other}"), &name])
+        .ok();
+    assert!(
+        d.image_ids().contains(&foreign.id()),
+        "--platform picks the other entry"
+    );
+    let dist = d.api("GET", &format!("/distribution/{name}/json"), None);
+    assert_eq!(dist.status, 200, "{}", dist.text());
+    let v: serde_json::Value = serde_json::from_str(&dist.text()).expect("json");
+    assert_eq!(
+        v["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(v["Platforms"].as_array().map(Vec::len), Some(2));
+    let bad = d.estiba(&["pull", "--platform", "linux/s390x", &name]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("no matching manifest for linux/s390x"),
+        "{bad}"
+    );
+}
+
+fn put_manifest(reg: &Registry, repo: &str, tag: &str, media: &str, body: &serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), serde_json::to_vec(body).expect("encode")).expect("write");
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg(format!("Content-Type: {media}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("http://{}/v2/{repo}/manifests/{tag}", reg.host()))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "PUT manifest failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the
 /// client must bound its read), until dropped.
 struct FakeRegistry {
