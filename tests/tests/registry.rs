@@ -141,6 +141,12 @@ fn round_trip(cli: Cli, img: TestImage) {
     );
     assert!(pulled.stdout.contains("Digest: sha256:"), "{pulled}");
     assert!(
+        pulled
+            .stdout
+            .contains(&format!("1: Pulling from team/app-{}\n", cli_name(cli))),
+        "{pulled}"
+    );
+    assert!(
         d.image_ids().contains(&id),
         "same image ID after the round trip"
     );
@@ -416,6 +422,104 @@ fn put_manifest(reg: &Registry, repo: &str, tag: &str, media: &str, body: &serde
         "PUT manifest failed: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Serves one real image (manifest, config, one layer) as `cut/img:1`; the first GET of the
+/// layer sends half the blob and drops the connection, as a registry killed mid-blob would.
+fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let layer = img.layers[0].clone();
+    let sha = |b: &[u8]| testimg::sha256_digest(b);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": sha(&img.config), "size": img.config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar",
+            "digest": sha(&layer), "size": layer.len(),
+        }],
+    }))
+    .expect("encode");
+    let routes = std::sync::Arc::new(vec![
+        ("/v2/cut/img/manifests/1".to_string(), manifest),
+        (
+            format!("/v2/cut/img/blobs/{}", sha(&img.config)),
+            img.config.clone(),
+        ),
+        (format!("/v2/cut/img/blobs/{}", sha(&layer)), layer.clone()),
+    ]);
+    let layer_gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let gets = std::sync::Arc::clone(&layer_gets);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let is_layer = path.ends_with(&sha(&layer));
+            let ctype = if path.contains("/manifests/") {
+                "application/vnd.docker.distribution.manifest.v2+json"
+            } else {
+                "application/octet-stream"
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            if is_layer && gets.fetch_add(1, Ordering::SeqCst) == 0 {
+                let _ = conn.write_all(&body[..body.len() / 2]);
+                // Dropping the connection here is the registry dying mid-blob.
+                continue;
+            }
+            let _ = conn.write_all(body);
+        }
+    });
+    (port, layer_gets)
+}
+
+#[test]
+fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_completes() {
+    let img = busybox();
+    let (port, layer_gets) = serve_cut_image(&img);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let blobs_before = count_files(&d.content_dir());
+    let cut = d.docker(&["pull", &name]);
+    cut.fails_with(1);
+    assert_eq!(
+        layer_gets.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{cut}"
+    );
+    assert!(d.image_ids().is_empty(), "no image after a cut blob: {cut}");
+    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    let retry = d.docker(&["pull", &name]);
+    retry.ok();
+    assert!(d.image_ids().contains(&img.id()), "{retry}");
 }
 
 /// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the

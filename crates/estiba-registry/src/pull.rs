@@ -253,9 +253,15 @@ async fn download(
     })
     .await
     .map_err(|e| {
-        invalid(format!(
-            "filesystem layer verification failed for digest {digest}: {e}"
-        ))
+        let text = e.to_string();
+        // A stream cut short (registry gone) is not a verification failure.
+        if text.starts_with("read blob data") {
+            invalid(format!("error pulling layer {digest}: {text}"))
+        } else {
+            invalid(format!(
+                "filesystem layer verification failed for digest {digest}: {text}"
+            ))
+        }
     })?;
     let _ = progress
         .send(Progress::of(&short, "Verifying Checksum"))
@@ -300,7 +306,7 @@ impl RegistryService {
         let _ = progress
             .send(Progress::of(
                 &tag_or_digest,
-                format!("Pulling from {}", r.familiar_name()),
+                format!("Pulling from {}", r.path()),
             ))
             .await;
         let config = fetch_config(&mut s, &manifest).await?;
