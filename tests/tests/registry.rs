@@ -225,6 +225,26 @@ fn pull_by_digest_and_run_of_a_missing_image() {
     assert!(run.stdout.contains("hello from the registry"), "{run}");
     assert!(run.stderr.contains("Unable to find image"), "{run}");
     assert!(d.image_ids().contains(&img.id()));
+
+    // So does estiba run.
+    d.docker(&["rmi", &name]).ok();
+    let run = d.estiba(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "estiba pulled",
+    ]);
+    run.ok();
+    assert!(run.stdout.contains("estiba pulled"), "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("Unable to find image '{name}' locally")),
+        "{run}"
+    );
+    assert!(d.image_ids().contains(&img.id()));
 }
 
 #[test]
