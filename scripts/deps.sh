@@ -13,6 +13,8 @@ apt_packages=(
   nftables         # estiba-net: NAT, published ports and isolation (the nft binary)
   python3 python3-pip
   hyperfine        # bench/
+  docker-registry  # registry e2e tests: a real distribution registry on 127.0.0.1
+  apache2-utils    # htpasswd -B for the registry auth tests
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -49,6 +49,14 @@ pub(crate) enum Command {
     Load(LoadArgs),
     /// Build an image from a Dockerfile
     Build(crate::cmd::build::BuildArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -234,6 +242,45 @@ pub(crate) struct ImageInspectArgs {
     pub(crate) format: Option<String>,
     #[arg(hide = true, value_name = "IMAGE")]
     pub(crate) args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PullArgs {
+    /// Suppress verbose output
+    #[arg(short = 'q', long = "quiet")]
+    pub(crate) quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform", value_name = "string")]
+    pub(crate) platform: Option<String>,
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub(crate) image: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PushArgs {
+    #[arg(value_name = "NAME[:TAG]")]
+    pub(crate) image: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long = "username", value_name = "string")]
+    pub(crate) username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long = "password", value_name = "string")]
+    pub(crate) password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub(crate) password_stdin: bool,
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -90,15 +90,23 @@ pub(crate) struct Client {
     endpoint: Endpoint,
     sender: Option<SendRequest<ReqBody>>,
     version: Option<String>,
+    /// X-Registry-Auth for pull and push (base64url JSON credentials).
+    registry_auth: Option<String>,
 }
 
 impl Client {
+    /// Sends `auth` as X-Registry-Auth on the following requests.
+    pub(crate) fn set_registry_auth(&mut self, auth: Option<String>) {
+        self.registry_auth = auth;
+    }
+
     pub(crate) fn new(host: &str) -> anyhow::Result<Client> {
         let endpoint = parse_host(host)?;
         Ok(Client {
             host: host.to_owned(),
             endpoint,
             sender: None,
+            registry_auth: None,
             version: None,
         })
     }
@@ -198,6 +206,9 @@ impl Client {
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
         }
+        if let Some(auth) = &self.registry_auth {
+            b = b.header("x-registry-auth", auth);
+        }
         b.body(body).context("building the request")
     }
 
@@ -234,6 +245,7 @@ impl Client {
             host: self.host.clone(),
             endpoint: self.endpoint.clone(),
             sender: None,
+            registry_auth: None,
             version: self.version.clone(),
         }
     }

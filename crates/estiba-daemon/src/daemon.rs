@@ -156,7 +156,12 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     let registry = estiba_registry::RegistryService::new(
         Arc::clone(&images),
         Arc::clone(&events),
-        estiba_registry::RegistryConfig::default(),
+        estiba_registry::RegistryConfig {
+            insecure_registries: config.insecure_registries.clone(),
+            mirrors: config.registry_mirrors.clone(),
+            max_concurrent_downloads: config.max_concurrent_downloads as usize,
+            max_concurrent_uploads: config.max_concurrent_uploads as usize,
+        },
     );
     let builder = estiba_build::Builder::new(
         Arc::clone(&images),

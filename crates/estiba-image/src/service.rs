@@ -9,6 +9,7 @@ mod build;
 mod commit;
 mod filters;
 mod load;
+mod pull;
 mod query;
 mod remove;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use commit::CommitRequest;
+pub use pull::{LayerBlob, PullCommit, PullOutcome, PulledLayer, PushSource};
 
 use estiba_events::{Event, EventBus};
 use estiba_snapshot::{SnapshotDirs, Snapshotter};

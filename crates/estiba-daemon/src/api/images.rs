@@ -110,7 +110,11 @@ pub(super) async fn post_by_name(
     State(state): State<SharedState>,
     Path(rest): Path<String>,
     params: Params,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return super::registry::push(state, name.to_string(), params, headers).await;
+    }
     match rest.strip_suffix("/tag") {
         Some(name) => tag(state, name.to_string(), params).await.into_response(),
         None => ApiError::page_not_found().into_response(),

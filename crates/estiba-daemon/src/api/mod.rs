@@ -50,7 +50,6 @@ pub(crate) struct AppState {
     pub(crate) volumes: Arc<estiba_volume::VolumeService>,
     #[allow(dead_code)] // until its endpoints land
     pub(crate) networks: Arc<estiba_net::NetworkService>,
-    #[allow(dead_code)] // until its endpoints land
     pub(crate) registry: Arc<estiba_registry::RegistryService>,
     pub(crate) builder: Arc<estiba_build::Builder>,
     /// Runtimes by name, as `/info` shows them.

@@ -1,0 +1,643 @@
+//! Pull and push against a real registry (Debian's docker-registry on 127.0.0.1), through the
+//! real docker CLI and `estiba`: round trips, pull by digest, `docker run` of an image only in
+//! the registry, and the refusals: missing repo or tag, tampered blob, oversized manifest.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use estiba_e2e::testimg::{self, TestImage};
+use estiba_e2e::{wait_until, Cli, Daemon};
+
+/// A docker-registry process with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        Registry::start_with_auth(None)
+    }
+
+    /// A registry with htpasswd (bcrypt) basic auth for `user:password`.
+    fn start_with_auth(user: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("estiba-registry-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((u, p)) = user {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&htpasswd)
+                .args([u, p])
+                .output()
+                .expect("htpasswd must be installed (apache2-utils, scripts/deps.sh)");
+            assert!(out.status.success(), "htpasswd failed");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: estiba-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("write registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
+            .spawn()
+            .expect("docker-registry must be installed (scripts/deps.sh)");
+        let r = Registry { child, dir, port };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "registry did not listen on {port}"
+        );
+        r
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.dir.path().join("data/docker/registry/v2/blobs/sha256")
+    }
+
+    /// The registry's file for blob `digest` ("sha256:...").
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.blobs_dir().join(&hex[..2]).join(hex).join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn layered() -> TestImage {
+    testimg::layered().expect("layered image")
+}
+
+fn busybox() -> TestImage {
+    testimg::busybox().expect("busybox image")
+}
+
+fn cli_name(cli: Cli) -> &'static str {
+    match cli {
+        Cli::Docker => "docker",
+        Cli::Estiba => "estiba",
+    }
+}
+
+/// Loads `img`, tags it into the registry, pushes, removes it locally, pulls it back.
+fn round_trip(cli: Cli, img: TestImage) {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let src = img.repo_tags[0].clone();
+    let id = img.id();
+    let layers = img.layers.len();
+    d.load(&[&img]);
+    let target = format!("{}/team/app-{}:1", reg.host(), cli_name(cli));
+    d.run(cli, &["tag", &src, &target]).ok();
+    let pushed = d.run(cli, &["push", &target]);
+    pushed.ok();
+    assert!(
+        pushed.stdout.contains("1: digest: sha256:"),
+        "push output: {pushed}"
+    );
+    d.run(cli, &["rmi", &target, &src]).ok();
+    assert!(
+        !d.image_ids().contains(&id),
+        "image still present after rmi"
+    );
+    let pulled = d.run(cli, &["pull", &target]);
+    pulled.ok();
+    assert!(
+        pulled
+            .stdout
+            .contains(&format!("Status: Downloaded newer image for {target}")),
+        "pull output: {pulled}"
+    );
+    assert!(pulled.stdout.contains("Digest: sha256:"), "{pulled}");
+    assert!(
+        pulled
+            .stdout
+            .contains(&format!("1: Pulling from team/app-{}\n", cli_name(cli))),
+        "{pulled}"
+    );
+    assert!(
+        d.image_ids().contains(&id),
+        "same image ID after the round trip"
+    );
+    let inspect = d.docker(&["image", "inspect", &target]);
+    inspect.ok();
+    let v = inspect.json();
+    assert_eq!(
+        v[0]["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(layers)
+    );
+    let digests = v[0]["RepoDigests"].to_string();
+    assert!(
+        digests.contains(&format!(
+            "{}/team/app-{}@sha256:",
+            reg.host(),
+            cli_name(cli)
+        )),
+        "{digests}"
+    );
+    // A second pull changes nothing.
+    let again = d.run(cli, &["pull", &target]);
+    again.ok();
+    assert!(again.stdout.contains("Image is up to date for"), "{again}");
+}
+
+#[test]
+fn docker_round_trip_single_layer() {
+    round_trip(Cli::Docker, busybox());
+}
+
+#[test]
+fn docker_round_trip_multi_layer() {
+    round_trip(Cli::Docker, layered());
+}
+
+#[test]
+fn estiba_round_trip_multi_layer() {
+    round_trip(Cli::Estiba, layered());
+}
+
+/// Pushes `img` as `<reg>/<repo>:1`, returns the pushed manifest digest.
+fn push(d: &Daemon, reg: &Registry, img: &TestImage, repo: &str) -> String {
+    d.load(&[img]);
+    let target = format!("{}/{repo}:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+    let out = d.docker(&["push", &target]);
+    out.ok();
+    let digest = out
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in {out}"))
+        .to_string();
+    d.docker(&["rmi", &target, &img.repo_tags[0]]).ok();
+    digest
+}
+
+#[test]
+fn pull_by_digest_and_run_of_a_missing_image() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let img = busybox();
+    let digest = push(&d, &reg, &img, "bb");
+    let by_digest = format!("{}/bb@{digest}", reg.host());
+    let out = d.docker(&["pull", &by_digest]);
+    out.ok();
+    assert!(out.stdout.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(d.image_ids().contains(&img.id()));
+    d.docker(&["rmi", &by_digest]).ok();
+    assert!(!d.image_ids().contains(&img.id()));
+
+    // docker run pulls what is missing.
+    let name = format!("{}/bb:1", reg.host());
+    let run = d.docker(&["run", "--rm", &name, "echo", "hello from the registry"]);
+    run.ok();
+    assert!(run.stdout.contains("hello from the registry"), "{run}");
+    assert!(run.stderr.contains("Unable to find image"), "{run}");
+    assert!(d.image_ids().contains(&img.id()));
+
+    // So does estiba run.
+    d.docker(&["rmi", &name]).ok();
+    let run = d.estiba(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "estiba pulled",
+    ]);
+    run.ok();
+    assert!(run.stdout.contains("estiba pulled"), "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("Unable to find image '{name}' locally")),
+        "{run}"
+    );
+    assert!(d.image_ids().contains(&img.id()));
+}
+
+#[test]
+fn missing_repository_and_tag_are_not_found() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    push(&d, &reg, &busybox(), "there");
+    let missing_tag = d.docker(&["pull", &format!("{}/there:nope", reg.host())]);
+    missing_tag.fails_with(1);
+    assert!(
+        missing_tag.stderr.contains(&format!(
+            "manifest for {}/there:nope not found: manifest unknown",
+            reg.host()
+        )),
+        "{missing_tag}"
+    );
+    let missing_repo = d.docker(&["pull", &format!("{}/nothere:1", reg.host())]);
+    missing_repo.fails_with(1);
+    assert!(missing_repo.stderr.contains("not found"), "{missing_repo}");
+    let resp = d.api(
+        "POST",
+        &format!("/images/create?fromImage={}/nothere&tag=1", reg.host()),
+        None,
+    );
+    assert_eq!(resp.status, 404, "{}", resp.text());
+    assert!(d.image_ids().is_empty());
+}
+
+#[test]
+fn a_tampered_blob_is_refused_and_nothing_is_stored() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let img = layered();
+    push(&d, &reg, &img, "tampered");
+    let blobs_before = count_files(&d.content_dir());
+    // Corrupt the top layer's blob in the registry's storage, keeping its size.
+    let manifest = registry_manifest(&reg, "tampered", "1");
+    let layer = manifest["layers"][2]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
+    let path = reg.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).expect("read blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write blob");
+
+    let out = d.docker(&["pull", &format!("{}/tampered:1", reg.host())]);
+    out.fails_with(1);
+    assert!(
+        out.stderr.contains("verification failed") || out.stdout.contains("verification failed"),
+        "{out}"
+    );
+    assert!(d.image_ids().is_empty(), "no image after a bad blob");
+    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    assert!(d.log().len() < 10_000_000);
+}
+
+#[test]
+fn basic_auth_login_push_pull_logout() {
+    let reg = Registry::start_with_auth(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let img = busybox();
+    d.load(&[&img]);
+    let target = format!("{}/private/bb:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+
+    let denied = d.docker(&["push", &target]);
+    denied.fails_with(1);
+    let wrong = d.docker(&["login", "-u", "alice", "-p", "wrong", &reg.host()]);
+    wrong.fails_with(1);
+    assert!(
+        wrong.stderr.contains(&format!(
+            "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            reg.host()
+        )),
+        "{wrong}"
+    );
+    let login = d.docker(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    login.ok();
+    assert!(login.stdout.contains("Login Succeeded"), "{login}");
+    d.docker(&["push", &target]).ok();
+    d.docker(&["rmi", &target]).ok();
+    d.docker(&["pull", &target]).ok();
+    d.docker(&["logout", &reg.host()]).ok();
+
+    // estiba keeps credentials in the same config.json.
+    let login = d.estiba(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    login.ok();
+    let config =
+        std::fs::read_to_string(d.dir().join("docker-config/config.json")).expect("config.json");
+    // base64("alice:s3cret")
+    assert!(config.contains("YWxpY2U6czNjcmV0"), "{config}");
+    d.estiba(&["rmi", &target]).ok();
+    d.estiba(&["pull", &target]).ok();
+    assert!(d.image_ids().contains(&img.id()));
+    let out = d.estiba(&["logout", &reg.host()]);
+    out.ok();
+    assert!(out.stdout.contains("Removing login credentials"), "{out}");
+    d.estiba(&["rmi", &target]).ok();
+    let denied = d.estiba(&["pull", &target]);
+    assert_ne!(denied.code, 0, "{denied}");
+    let wrong = d.estiba(&["login", "-u", "alice", "-p", "nope", &reg.host()]);
+    assert_ne!(wrong.code, 0);
+    assert!(wrong.stderr.contains("401 Unauthorized"), "{wrong}");
+}
+
+/// `img` as if built for `arch`: the same layers, a config saying another architecture.
+fn for_arch(img: &TestImage, arch: &str, tag: &str) -> TestImage {
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).expect("config");
+    config["architecture"] = serde_json::json!(arch);
+    TestImage {
+        repo_tags: vec![tag.to_string()],
+        layers: img.layers.clone(),
+        config: serde_json::to_vec(&config).expect("encode"),
+    }
+}
+
+#[test]
+fn oci_index_with_two_platforms() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let host_arch = testimg::recipes::go_arch();
+    let other = if host_arch == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let native = for_arch(&busybox(), &host_arch, "multi/native:1");
+    let foreign = for_arch(&busybox(), other, "multi/foreign:1");
+    let native_digest = push(&d, &reg, &native, "multi");
+    let foreign_digest = push(&d, &reg, &foreign, "multi");
+    let entry = |digest: &str, arch: &str| {
+        let m = registry_manifest(&reg, "multi", digest);
+        serde_json::json!({
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": digest,
+            "size": serde_json::to_vec(&m).expect("encode").len(),
+            "platform": { "architecture": arch, "os": "linux" },
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&foreign_digest, other), entry(&native_digest, &host_arch)],
+    });
+    put_manifest(
+        &reg,
+        "multi",
+        "idx",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+
+    let name = format!("{}/multi:idx", reg.host());
+    d.docker(&["pull", &name]).ok();
+    assert!(d.image_ids().contains(&native.id()), "native image pulled");
+    assert!(!d.image_ids().contains(&foreign.id()));
+    d.docker(&["rmi", &name]).ok();
+    d.estiba(&["pull", "--platform", &format!("linux/{other}"), &name])
+        .ok();
+    assert!(
+        d.image_ids().contains(&foreign.id()),
+        "--platform picks the other entry"
+    );
+    let dist = d.api("GET", &format!("/distribution/{name}/json"), None);
+    assert_eq!(dist.status, 200, "{}", dist.text());
+    let v: serde_json::Value = serde_json::from_str(&dist.text()).expect("json");
+    assert_eq!(
+        v["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(v["Platforms"].as_array().map(Vec::len), Some(2));
+    let bad = d.estiba(&["pull", "--platform", "linux/s390x", &name]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("no matching manifest for linux/s390x"),
+        "{bad}"
+    );
+}
+
+fn put_manifest(reg: &Registry, repo: &str, tag: &str, media: &str, body: &serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), serde_json::to_vec(body).expect("encode")).expect("write");
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg(format!("Content-Type: {media}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("http://{}/v2/{repo}/manifests/{tag}", reg.host()))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "PUT manifest failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Serves one real image (manifest, config, one layer) as `cut/img:1`; the first GET of the
+/// layer sends half the blob and drops the connection, as a registry killed mid-blob would.
+fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let layer = img.layers[0].clone();
+    let sha = |b: &[u8]| testimg::sha256_digest(b);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": sha(&img.config), "size": img.config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar",
+            "digest": sha(&layer), "size": layer.len(),
+        }],
+    }))
+    .expect("encode");
+    let routes = std::sync::Arc::new(vec![
+        ("/v2/cut/img/manifests/1".to_string(), manifest),
+        (
+            format!("/v2/cut/img/blobs/{}", sha(&img.config)),
+            img.config.clone(),
+        ),
+        (format!("/v2/cut/img/blobs/{}", sha(&layer)), layer.clone()),
+    ]);
+    let layer_gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let gets = std::sync::Arc::clone(&layer_gets);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let is_layer = path.ends_with(&sha(&layer));
+            let ctype = if path.contains("/manifests/") {
+                "application/vnd.docker.distribution.manifest.v2+json"
+            } else {
+                "application/octet-stream"
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes());
+            if is_layer && gets.fetch_add(1, Ordering::SeqCst) == 0 {
+                let _ = conn.write_all(&body[..body.len() / 2]);
+                // Dropping the connection here is the registry dying mid-blob.
+                continue;
+            }
+            let _ = conn.write_all(body);
+        }
+    });
+    (port, layer_gets)
+}
+
+#[test]
+fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_completes() {
+    let img = busybox();
+    let (port, layer_gets) = serve_cut_image(&img);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let blobs_before = count_files(&d.content_dir());
+    let cut = d.docker(&["pull", &name]);
+    cut.fails_with(1);
+    assert_eq!(
+        layer_gets.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{cut}"
+    );
+    assert!(d.image_ids().is_empty(), "no image after a cut blob: {cut}");
+    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    let retry = d.docker(&["pull", &name]);
+    retry.ok();
+    assert!(d.image_ids().contains(&img.id()), "{retry}");
+}
+
+/// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the
+/// client must bound its read), until dropped.
+struct FakeRegistry {
+    port: u16,
+}
+
+impl FakeRegistry {
+    fn start(content_type: &'static str, body: Vec<u8>) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let body = std::sync::Arc::new(body);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let body = std::sync::Arc::clone(&body);
+                std::thread::spawn(move || {
+                    use std::io::{BufRead, BufReader, Write};
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut request = String::new();
+                    let _ = reader.read_line(&mut request);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if request.starts_with("GET /v2/big/manifests/") {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = conn.write_all(head.as_bytes());
+                        let _ = conn.write_all(&body);
+                    } else {
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                });
+            }
+        });
+        FakeRegistry { port }
+    }
+}
+
+#[test]
+fn a_manifest_over_4_mib_is_refused() {
+    // A valid schema 2 manifest padded past 4 MiB with an annotation.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": format!("sha256:{}", "a".repeat(64)),
+            "size": 10,
+        },
+        "layers": [],
+        "annotations": { "pad": "x".repeat(5 << 20) },
+    });
+    let fake = FakeRegistry::start(
+        "application/vnd.docker.distribution.manifest.v2+json",
+        serde_json::to_vec(&manifest).expect("encode"),
+    );
+    let d = Daemon::start();
+    let out = d.docker(&["pull", &format!("127.0.0.1:{}/big:1", fake.port)]);
+    out.fails_with(1);
+    assert!(out.stderr.contains("manifest too large"), "{out}");
+    assert!(d.image_ids().is_empty());
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+fn registry_manifest(reg: &Registry, repo: &str, tag: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!("http://{}/v2/{repo}/manifests/{tag}", reg.host()),
+        ])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl manifest failed");
+    serde_json::from_slice(&out.stdout).expect("manifest json")
+}
