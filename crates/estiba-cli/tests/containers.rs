@@ -152,7 +152,13 @@ fn container_commands_against_estibad() {
         ok(h, &["ps", "--format", "{{.Names}} {{.State}}"]),
         "web running\n"
     );
-    let logs = estiba(h, &["logs", "web"]);
+    // The container may not have printed yet when `run -d` returns: wait (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut logs = estiba(h, &["logs", "web"]);
+    while logs.stderr.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        logs = estiba(h, &["logs", "web"]);
+    }
     assert_eq!(
         (logs.stdout.as_str(), logs.stderr.as_str()),
         ("hello\n", "oops\n")
