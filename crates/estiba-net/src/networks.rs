@@ -181,6 +181,11 @@ impl NetworkService {
                 })
             })
             .collect();
+        if rules.is_empty() {
+            // No bridge (`-b none` and no user bridges): this daemon keeps no table at all.
+            let _ = nft::delete_table(&self.config().nft_table);
+            return Ok(());
+        }
         nft::sync(&self.config().nft_table, &rules).map_err(internal)
     }
 

@@ -89,6 +89,8 @@ pub(crate) fn start_daemon() -> Daemon {
         .arg(dir.path().join("data"))
         .arg("--exec-root")
         .arg(dir.path().join("run"))
+        // No default bridge: these tests use --network none and leave no bridge or nft table.
+        .args(["--bridge", "none"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -49,6 +49,9 @@ impl Daemon {
             format!("unix://{}", self.socket().display()),
             "--config-file".into(),
             self.config_file().display().to_string(),
+            // No default bridge, so no bridge or nft table is shared or left behind.
+            "--bridge".into(),
+            "none".into(),
         ]
     }
 
