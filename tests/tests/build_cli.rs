@@ -59,8 +59,17 @@ fn estiba_build_with_flags_ignore_file_and_stdin() {
         "{out}"
     );
     assert!(out.stdout.contains("Successfully tagged cli:1\n"), "{out}");
-    let run = d.docker(&["run", "--rm", "cli:1", "sh", "-c", "cat /who; ls /ctx/logs"]);
+    let run = d.docker(&[
+        "run",
+        "--name",
+        "cli-1",
+        "cli:1",
+        "sh",
+        "-c",
+        "cat /who; ls /ctx/logs",
+    ]);
     assert_eq!(run.ok().stdout, "hi there\nkeep.txt\n");
+    d.docker(&["rm", "cli-1"]).ok();
     let label = d.docker(&[
         "image",
         "inspect",

@@ -218,26 +218,8 @@ impl<'a> Run<'a> {
         st: &mut State,
         ins: &Instruction,
     ) -> Result<(), BuildError> {
-        let nop = |s: String| format!("/bin/sh -c #(nop) {s}");
         match ins.cmd.as_str() {
-            "ARG" => {
-                let words = self.expand_words(st, &ins.rest)?;
-                let mut shown = Vec::new();
-                for w in words {
-                    let (name, default) = match w.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (w.clone(), None),
-                    };
-                    let value = self
-                        .arg_value(&name)
-                        .or(default)
-                        .or_else(|| self.global.get(&name).cloned().flatten());
-                    st.args.retain(|(k, _)| *k != name);
-                    st.args.push((name, value));
-                    shown.push(w);
-                }
-                self.commit(st, nop(format!(" ARG {}", shown.join(" "))), Layer::None)
-            }
+            "ARG" => self.arg(st, ins),
             "ENV" => {
                 let pairs = self.pairs(st, ins, true)?;
                 let mut env = env_list(&st.config);
@@ -262,39 +244,7 @@ impl<'a> Run<'a> {
                 let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.commit(st, nop(format!(" LABEL {}", shown.join(" "))), Layer::None)
             }
-            "CMD" | "ENTRYPOINT" | "SHELL" => {
-                let argv = match &ins.json {
-                    Some(v) => v.clone(),
-                    None if ins.cmd == "SHELL" => {
-                        return Err(BuildError::Step(
-                            "SHELL requires the arguments to be in JSON form".into(),
-                        ))
-                    }
-                    None => {
-                        let mut v = st.shell.clone();
-                        v.push(ins.rest.clone());
-                        v
-                    }
-                };
-                let shown = format!("{:?}", argv).replace("\", \"", "\" \"");
-                match ins.cmd.as_str() {
-                    "CMD" => {
-                        set(&mut st.config, "Cmd", json!(argv));
-                        st.cmd_set = true;
-                    }
-                    "ENTRYPOINT" => {
-                        set(&mut st.config, "Entrypoint", json!(argv));
-                        if !st.cmd_set {
-                            set(&mut st.config, "Cmd", Value::Null);
-                        }
-                    }
-                    _ => {
-                        st.shell = argv.clone();
-                        set(&mut st.config, "Shell", json!(argv));
-                    }
-                }
-                self.commit(st, nop(format!(" {} {shown}", ins.cmd)), Layer::None)
-            }
+            "CMD" | "ENTRYPOINT" | "SHELL" => self.command(st, ins),
             "WORKDIR" => {
                 let dir = self.expand_word(st, &ins.rest)?;
                 let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
@@ -320,33 +270,7 @@ impl<'a> Run<'a> {
                 }
                 self.commit(st, nop(format!(" {} {v}", ins.cmd)), Layer::None)
             }
-            "EXPOSE" | "VOLUME" => {
-                let items = match (&ins.json, ins.cmd.as_str()) {
-                    (Some(v), "VOLUME") => v.clone(),
-                    _ => self.expand_words(st, &ins.rest)?,
-                };
-                let key = if ins.cmd == "EXPOSE" {
-                    "ExposedPorts"
-                } else {
-                    "Volumes"
-                };
-                let map = obj_entry(&mut st.config, key);
-                let mut shown = Vec::new();
-                for item in items {
-                    let item = if key == "ExposedPorts" && !item.contains('/') {
-                        format!("{item}/tcp")
-                    } else {
-                        item
-                    };
-                    map.insert(item.clone(), json!({}));
-                    shown.push(item);
-                }
-                self.commit(
-                    st,
-                    nop(format!(" {} {}", ins.cmd, shown.join(" "))),
-                    Layer::None,
-                )
-            }
+            "EXPOSE" | "VOLUME" => self.set_entries(st, ins),
             "ONBUILD" => {
                 let list = st.config.get("OnBuild").and_then(Value::as_array).cloned();
                 let mut list = list.unwrap_or_default();
@@ -363,6 +287,91 @@ impl<'a> Run<'a> {
             "COPY" | "ADD" => self.copy(stage, st, ins),
             other => Err(BuildError::Step(format!("unknown instruction: {other}"))),
         }
+    }
+
+    /// ARG: declares build args in the stage, with the value given to the build, the default,
+    /// or the global ARG's.
+    fn arg(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let words = self.expand_words(st, &ins.rest)?;
+        let mut shown = Vec::new();
+        for w in words {
+            let (name, default) = match w.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (w.clone(), None),
+            };
+            let value = self
+                .arg_value(&name)
+                .or(default)
+                .or_else(|| self.global.get(&name).cloned().flatten());
+            st.args.retain(|(k, _)| *k != name);
+            st.args.push((name, value));
+            shown.push(w);
+        }
+        self.commit(st, nop(format!(" ARG {}", shown.join(" "))), Layer::None)
+    }
+
+    /// CMD, ENTRYPOINT and SHELL: an argv (exec form, or the shell form in the stage's SHELL).
+    fn command(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let argv = match &ins.json {
+            Some(v) => v.clone(),
+            None if ins.cmd == "SHELL" => {
+                return Err(BuildError::Step(
+                    "SHELL requires the arguments to be in JSON form".into(),
+                ))
+            }
+            None => {
+                let mut v = st.shell.clone();
+                v.push(ins.rest.clone());
+                v
+            }
+        };
+        let shown = format!("{:?}", argv).replace("\", \"", "\" \"");
+        match ins.cmd.as_str() {
+            "CMD" => {
+                set(&mut st.config, "Cmd", json!(argv));
+                st.cmd_set = true;
+            }
+            "ENTRYPOINT" => {
+                set(&mut st.config, "Entrypoint", json!(argv));
+                if !st.cmd_set {
+                    set(&mut st.config, "Cmd", Value::Null);
+                }
+            }
+            _ => {
+                st.shell = argv.clone();
+                set(&mut st.config, "Shell", json!(argv));
+            }
+        }
+        self.commit(st, nop(format!(" {} {shown}", ins.cmd)), Layer::None)
+    }
+
+    /// EXPOSE and VOLUME: keys added to `ExposedPorts` or `Volumes`.
+    fn set_entries(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let items = match (&ins.json, ins.cmd.as_str()) {
+            (Some(v), "VOLUME") => v.clone(),
+            _ => self.expand_words(st, &ins.rest)?,
+        };
+        let key = if ins.cmd == "EXPOSE" {
+            "ExposedPorts"
+        } else {
+            "Volumes"
+        };
+        let map = obj_entry(&mut st.config, key);
+        let mut shown = Vec::new();
+        for item in items {
+            let item = if key == "ExposedPorts" && !item.contains('/') {
+                format!("{item}/tcp")
+            } else {
+                item
+            };
+            map.insert(item.clone(), json!({}));
+            shown.push(item);
+        }
+        self.commit(
+            st,
+            nop(format!(" {} {}", ins.cmd, shown.join(" "))),
+            Layer::None,
+        )
     }
 
     /// `k=v` pairs (ENV, LABEL), or ENV's legacy `k v...` form.
@@ -669,6 +678,11 @@ impl Write for StreamWriter<'_, '_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A metadata instruction's history entry, as Docker's classic builder writes it.
+fn nop(s: String) -> String {
+    format!("/bin/sh -c #(nop) {s}")
 }
 
 fn env_list(config: &Value) -> Vec<String> {
