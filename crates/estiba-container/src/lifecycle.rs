@@ -116,6 +116,10 @@ impl ContainerService {
         }
         let state_dir = self.state_dir(&c.id);
         let restart = self.restart_delay(c, &record, i64::from(exit.exit_code));
+        // Counted from here until the removal below has released everything: a client that
+        // saw the exit (not the removal) may stop the daemon, which must not leave the mount.
+        let _releasing =
+            (restart.is_none() && record.host.auto_remove).then(|| self.release_guard());
         // An AutoRemove container's shim, runtime state and rootfs are released by its
         // removal, after `wait` has been answered: the runtime's `delete` (cgroups) and the
         // overlay unmount (a sync of the upper filesystem) are the slow part of an exit.
