@@ -8,6 +8,7 @@ pub mod container;
 mod de;
 pub mod error;
 pub mod event;
+pub mod glob;
 pub mod image;
 pub mod system;
 pub mod version;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::glob::glob;
 use crate::BuildError;
+use estiba_api::glob::glob;
 
 /// Most files one COPY takes.
 const MAX_COPY_ENTRIES: usize = 1_000_000;

@@ -7,7 +7,6 @@
 pub mod context;
 pub mod copy;
 pub mod expand;
-pub mod glob;
 pub mod parser;
 mod plan;
 mod stage;

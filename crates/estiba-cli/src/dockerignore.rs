@@ -83,7 +83,7 @@ fn match_segs(pat: &[String], path: &[String]) -> bool {
     }
 }
 
-use crate::glob::glob;
+use estiba_api::glob::glob;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@ mod client;
 mod cmd;
 mod dockerignore;
 mod format;
-mod glob;
 mod jsonindent;
 mod output;
 mod tabwriter;

@@ -1,7 +1,8 @@
-//! `filepath.Match` for one path element (shared by `.dockerignore` and COPY wildcards).
+//! `filepath.Match` for one path element: the CLI's `.dockerignore` and the builder's COPY
+//! wildcards both match with it, so it lives here, shared by the daemon and the CLI.
 
 /// `filepath.Match` for one element: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\x`.
-pub(crate) fn glob(p: &[u8], s: &[u8]) -> bool {
+pub fn glob(p: &[u8], s: &[u8]) -> bool {
     match p.split_first() {
         None => s.is_empty(),
         Some((b'*', rest)) => (0..=s.len()).any(|k| glob(rest, &s[k..])),
