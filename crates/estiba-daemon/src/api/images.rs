@@ -16,7 +16,7 @@ use estiba_api::{
 use estiba_image::service::{self as svc, ImageDetails, ListFilters, LoadedItem, RemovedItem};
 
 use super::filters::Filters;
-use super::stream::{self, ChannelWriter, MidStreamError};
+use super::stream::{self, MidStreamError};
 use super::system::wants_virtual_size;
 use super::{ApiError, Params, SharedState, Version};
 
@@ -320,22 +320,8 @@ async fn save(state: SharedState, names: Vec<String>) -> Response {
         return ApiError::bad_request(format!("too many images (at most {MAX_SAVE_NAMES})"))
             .into_response();
     }
-    let (tx, rx) = stream::channel();
     let images = Arc::clone(&state.images);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx.clone());
-        let result = images
-            .save(&names, &mut out)
-            .map_err(ApiError::from)
-            .and_then(|()| {
-                std::io::Write::flush(&mut out)
-                    .map_err(|e| ApiError::internal(format!("write tarball: {e}")))
-            });
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    stream::respond(rx, "application/x-tar", MidStreamError::Abort).await
+    stream::tar_response(move |out| images.save(&names, out).map_err(ApiError::from)).await
 }
 
 #[cfg(test)]

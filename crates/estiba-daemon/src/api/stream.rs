@@ -76,6 +76,27 @@ pub(super) fn channel() -> (mpsc::Sender<Item>, mpsc::Receiver<Item>) {
     mpsc::channel(CHANNEL_CHUNKS)
 }
 
+/// Runs a blocking tarball producer (`docker save`, `export`, `cp`, volume export) on the
+/// blocking pool and streams what it writes as `application/x-tar`: an error before the first
+/// byte is an ordinary error response, one after it cuts the body short.
+pub(super) async fn tar_response<F>(produce: F) -> Response
+where
+    F: FnOnce(&mut dyn io::Write) -> Result<(), ApiError> + Send + 'static,
+{
+    let (tx, rx) = channel();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter::new(tx.clone());
+        let result = produce(&mut out).and_then(|()| {
+            io::Write::flush(&mut out)
+                .map_err(|e| ApiError::internal(format!("write tarball: {e}")))
+        });
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    respond(rx, "application/x-tar", MidStreamError::Abort).await
+}
+
 /// How a failure after the first byte is reported.
 #[derive(Clone, Copy)]
 pub(super) enum MidStreamError {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::filters::Filters;
-use super::stream::{self, ChannelWriter, MidStreamError};
+use super::stream;
 use super::{read_json, ApiError, Params, SharedState, Version};
 
 /// This module's routes, merged into [`super::router`].
@@ -217,22 +217,8 @@ async fn export(State(state): State<SharedState>, Path(name): Path<String>) -> R
     if let Err(e) = blocking(&state, move |s| s.get(&check)).await {
         return e.into_response();
     }
-    let (tx, rx) = stream::channel();
     let volumes = Arc::clone(&state.volumes);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx.clone());
-        let result = volumes
-            .export(&name, &mut out)
-            .map_err(ApiError::from)
-            .and_then(|()| {
-                std::io::Write::flush(&mut out)
-                    .map_err(|e| ApiError::internal(format!("write tarball: {e}")))
-            });
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    stream::respond(rx, "application/x-tar", MidStreamError::Abort).await
+    stream::tar_response(move |out| volumes.export(&name, out).map_err(ApiError::from)).await
 }
 
 /// `PUT /volumes/{name}/import` (estiba): fills an empty (or new) volume from a tar.

@@ -13,7 +13,7 @@ use estiba_container::{ContainerService, PathStat};
 use serde::Serialize;
 
 use super::blocking;
-use crate::api::stream::{self, ChannelWriter, MidStreamError};
+use crate::api::stream;
 use crate::api::{ApiError, Params, SharedState};
 
 /// The header carrying a path's stat, base64 JSON.
@@ -161,19 +161,8 @@ where
         + Send
         + 'static,
 {
-    let (tx, rx) = stream::channel();
     let svc = Arc::clone(&state.containers);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx.clone());
-        let result = f(&svc, &mut out).map_err(ApiError::from).and_then(|()| {
-            std::io::Write::flush(&mut out)
-                .map_err(|e| ApiError::internal(format!("write tarball: {e}")))
-        });
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    stream::respond(rx, "application/x-tar", MidStreamError::Abort).await
+    stream::tar_response(move |out| f(&svc, out).map_err(ApiError::from)).await
 }
 
 /// Standard base64 with padding (the header is a few hundred bytes at most).
