@@ -41,7 +41,9 @@ fn main() -> ExitCode {
     // process of ours inside a container, and the copy costs a few milliseconds. The failure
     // goes to the --log file: for create, our stderr is the container's, which nobody reads
     // as the runtime's error.
-    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) {
+    // A binary on a read-only mount (estiba-shim runs us from a detached read-only bind of
+    // ourselves) cannot be written through /proc/self/exe either: no copy is needed then.
+    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) && !exe_is_read_only() {
         if let Err(e) = pentacle::ensure_sealed() {
             logger.write("error", &format!("failed to seal /proc/self/exe: {e}"));
             return ExitCode::FAILURE;
@@ -55,6 +57,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether our executable lives on a read-only mount (or is already a sealed copy).
+fn exe_is_read_only() -> bool {
+    rustix::fs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Runs the command; the value is the exit status (the exec'd process's status for `exec`).

@@ -10,6 +10,7 @@ mod exec;
 mod exit;
 mod jsonlog;
 mod runtime;
+mod sealed;
 mod server;
 mod stdio;
 

@@ -19,6 +19,8 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 /// How to invoke the runtime for one container.
 pub(crate) struct Runtime {
     pub(crate) binary: PathBuf,
+    /// Keeps the read-only view that `binary` points into alive (see `sealed`).
+    pub(crate) _sealed: Option<crate::sealed::SealedBinary>,
     pub(crate) root: Option<PathBuf>,
     pub(crate) extra_args: Vec<String>,
     pub(crate) log: PathBuf,

@@ -212,8 +212,19 @@ impl Shim {
         let log = JsonLog::open(&args.log_path, args.log_max_size_bytes, args.log_max_files)
             .with_context(|| format!("open log {}", args.log_path.display()))?;
 
+        let sealed = match crate::sealed::seal(&args.runtime, &args.state_file("runtime.bin")) {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                // The runtime then seals itself, as before.
+                eprintln!("estiba-shim: no read-only view of the runtime binary: {e}");
+                None
+            }
+        };
         let runtime = Runtime {
-            binary: args.runtime.clone(),
+            binary: sealed
+                .as_ref()
+                .map_or_else(|| args.runtime.clone(), |s| s.path().to_path_buf()),
+            _sealed: sealed,
             root: args.runtime_root.clone(),
             extra_args: args.runtime_args.clone(),
             log: args.state_file(estiba_shim::RUNTIME_LOG_NAME),
