@@ -85,6 +85,8 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
         })
         .collect();
     let pidfile = PidFile::create(&config.pidfile)?;
+    // Read once, off the first container's start (kallsyms takes ~40 ms to read).
+    std::thread::spawn(estiba_oci::kernel_runs_x32);
     let held = Held {
         _lock: lock,
         _pidfile: pidfile,

@@ -34,7 +34,7 @@ pub use options::{
     BindMount, CgroupnsMode, ContainerOptions, ImageDefaults, IpcMode, NetworkFiles, NetworkMode,
     PidMode, Propagation, Resources, SpecInput, TmpfsMount, UtsMode,
 };
-pub use seccomp::{seccomp_for, seccomp_for_choice, SeccompChoice, SeccompError};
+pub use seccomp::{kernel_runs_x32, seccomp_for, seccomp_for_choice, SeccompChoice, SeccompError};
 pub use spec::{
     build_spec, validate_options, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, OCI_VERSION,
 };

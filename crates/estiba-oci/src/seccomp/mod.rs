@@ -7,10 +7,13 @@
 //! allowlist, arch map and capability- and arch-conditional rules, in the same format, so one
 //! parser serves the built-in profile and the ones users bring.
 
-use oci_spec::runtime::LinuxSeccomp;
+use oci_spec::runtime::{Arch, LinuxSeccomp};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use thiserror::Error;
+
+mod host;
+pub use host::kernel_runs_x32;
 
 /// Docker's default profile, in Docker's seccomp profile format.
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("default.json");
@@ -231,6 +234,23 @@ pub fn default_profile() -> Result<Profile, SeccompError> {
     parse_profile(DEFAULT_PROFILE_JSON)
 }
 
+/// Drops the x32 ABI from a filter's architectures when the kernel cannot run it (see
+/// `host::kernel_runs_x32`).
+fn drop_unrunnable_abis(mut seccomp: LinuxSeccomp, kernel_runs_x32: bool) -> LinuxSeccomp {
+    if kernel_runs_x32 {
+        return seccomp;
+    }
+    if let Some(archs) = seccomp.architectures() {
+        let kept: Vec<Arch> = archs
+            .iter()
+            .copied()
+            .filter(|a| *a != Arch::ScmpArchX32)
+            .collect();
+        seccomp.set_architectures(Some(kept));
+    }
+    seccomp
+}
+
 fn contains(list: &[String], item: &str) -> bool {
     list.iter().any(|x| x == item)
 }
@@ -375,7 +395,8 @@ pub fn seccomp_for_choice(
         SeccompChoice::Default => default_profile()?,
         SeccompChoice::Custom(json) => parse_profile(json)?,
     };
-    seccomp_for(&profile, caps, native_arch(), host_kernel_version()).map(Some)
+    seccomp_for(&profile, caps, native_arch(), host_kernel_version())
+        .map(|s| Some(drop_unrunnable_abis(s, host::kernel_runs_x32())))
 }
 
 #[cfg(test)]

@@ -209,3 +209,17 @@ fn kernel_versions() {
         assert_eq!(parse_kernel_version(s), want, "{s}");
     }
 }
+
+#[test]
+fn the_x32_abi_is_dropped_only_when_the_kernel_cannot_run_it() {
+    let p = default_profile().unwrap();
+    let s = seccomp_for(&p, &default_caps(), "amd64", Some((6, 1))).unwrap();
+    let kept = drop_unrunnable_abis(s.clone(), true);
+    assert_eq!(kept.architectures(), s.architectures());
+    let dropped = drop_unrunnable_abis(s.clone(), false);
+    assert_eq!(
+        dropped.architectures().as_deref(),
+        Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86][..])
+    );
+    assert_eq!(dropped.syscalls(), s.syscalls());
+}
