@@ -185,6 +185,7 @@ impl ContainerService {
         let c = self.get(&container_id)?;
         let record = c.snapshot();
         let result = check_runnable(&record, &container_id).and_then(|()| {
+            crate::cgroupwarm::warm();
             let state_dir = self.state_dir(&record.id);
             let process_path = state_dir.join(format!("exec-{id}.json"));
             let process = self.exec_process(&record, &config)?;

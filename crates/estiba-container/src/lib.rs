@@ -14,6 +14,7 @@
 //! - Container snapshots are keyed `c-<id>`, never 64 hex (the image GC owns those keys).
 
 mod build;
+mod cgroupwarm;
 mod commit;
 mod create;
 mod error;

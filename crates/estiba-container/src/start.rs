@@ -205,6 +205,7 @@ impl ContainerService {
         c: &Arc<Container>,
         record: ContainerRecord,
     ) -> Result<(), ContainerError> {
+        crate::cgroupwarm::warm();
         let dir = self.container_dir(&record.id);
         let rootfs = dir.join("rootfs");
         let state_dir = self.state_dir(&record.id);
