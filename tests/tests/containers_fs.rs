@@ -198,6 +198,71 @@ fn cp_round_trip(cli: Cli) {
 }
 
 /// The owner of `path` in the container, from the tar `GET /archive` sends.
+#[test]
+fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
+    let d = daemon_with_busybox();
+    let _cleanup = RemoveOnDrop(&d, &["vbox", "reader"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let host_file = work.path().join("into-volume.txt");
+    std::fs::write(&host_file, "lands in the volume\n").expect("write");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "vbox",
+        "-v",
+        "cpdata:/data",
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-tmpfs > /scratch/t; sleep 300",
+    ])
+    .ok();
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            d.docker(&["exec", "vbox", "cat", "/scratch/t"]).stdout == "in-tmpfs\n"
+        }),
+        "the tmpfs file was never written"
+    );
+
+    // In: the file is in the volume, seen by the container and by another one mounting it.
+    d.docker(&["cp", host_file.to_str().unwrap_or_default(), "vbox:/data/"])
+        .ok();
+    let out = d.docker(&["exec", "vbox", "cat", "/data/into-volume.txt"]);
+    assert_eq!(out.stdout, "lands in the volume\n", "{out}");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "reader",
+        "-v",
+        "cpdata:/v",
+        "busybox",
+        "cat",
+        "/v/into-volume.txt",
+    ]);
+    assert_eq!(out.stdout, "lands in the volume\n", "{out}");
+    // ... and not in the container's own layer under the mount point.
+    let out = d.docker(&["diff", "vbox"]);
+    out.ok();
+    assert!(!out.stdout.contains("into-volume"), "{out}");
+
+    // Out: a file that only exists on the container's tmpfs.
+    let back = work.path().join("back");
+    std::fs::create_dir(&back).expect("mkdir");
+    d.docker(&["cp", "vbox:/scratch/t", back.to_str().unwrap_or_default()])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(back.join("t")).expect("read"),
+        "in-tmpfs\n"
+    );
+    d.docker(&["rm", "-f", "vbox"]).ok();
+    d.docker(&["volume", "rm", "cpdata"]).ok();
+    assert_clean(&d);
+}
+
 fn owner_in(d: &Daemon, container: &str, path: &str) -> (u64, u64) {
     let resp = d.api(
         "GET",

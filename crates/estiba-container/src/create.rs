@@ -114,6 +114,8 @@ impl ContainerService {
         self: &Arc<Self>,
         mut req: CreateRequest,
     ) -> Result<(String, Vec<String>), ContainerError> {
+        // `docker run` starts it within milliseconds: let the cgroup grace period run from now.
+        crate::cgroupwarm::warm();
         if req.config.image.is_empty() {
             return Err(ContainerError::InvalidParameter(
                 "config cannot be empty in order to create a container".to_string(),

@@ -94,6 +94,8 @@ impl ContainerService {
                 "No exec command specified".into(),
             ));
         }
+        // The start follows within milliseconds: let the cgroup grace period run from now.
+        crate::cgroupwarm::warm();
         let id = crate::names::generate_id();
         let info = ExecInfo {
             id: id.clone(),

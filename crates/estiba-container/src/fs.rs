@@ -55,12 +55,11 @@ pub enum ChangeKind {
 impl ContainerService {
     /// Stats `path` inside the container (the last component is not followed).
     pub fn stat_path(&self, name: &str, path: &str) -> Result<PathStat, ContainerError> {
-        self.with_rootfs(name, |record, root| {
-            let root = open_root(root).map_err(internal)?;
-            let fd = open_in_root(root.as_fd(), path, false)
+        self.with_view(name, |record, root| {
+            let fd = open_in_root(root, path, false)
                 .map_err(internal)?
                 .ok_or_else(|| not_found(path, &record.name))?;
-            stat_fd(root.as_fd(), fd.as_fd(), path).map_err(internal)
+            stat_fd(root, fd.as_fd(), path).map_err(internal)
         })
     }
 
@@ -71,9 +70,8 @@ impl ContainerService {
         path: &str,
         out: &mut dyn Write,
     ) -> Result<(), ContainerError> {
-        self.with_rootfs(name, |record, root| {
-            let root = open_root(root).map_err(internal)?;
-            let fd = open_in_root(root.as_fd(), path, trailing_dot(path))
+        self.with_view(name, |record, root| {
+            let fd = open_in_root(root, path, trailing_dot(path))
                 .map_err(internal)?
                 .ok_or_else(|| not_found(path, &record.name))?;
             let mut builder = tar::Builder::new(out);
@@ -96,9 +94,8 @@ impl ContainerService {
         copy_uid_gid: bool,
         archive: &mut dyn Read,
     ) -> Result<(), ContainerError> {
-        self.with_rootfs(name, |record, root| {
-            let root_fd = open_root(root).map_err(internal)?;
-            let fd = open_in_root(root_fd.as_fd(), path, true)
+        self.with_view(name, |record, root| {
+            let fd = open_in_root(root, path, true)
                 .map_err(internal)?
                 .ok_or_else(|| not_found(path, &record.name))?;
             let st = rustix::fs::fstat(&fd).map_err(internal)?;
@@ -209,6 +206,30 @@ impl ContainerService {
         })
     }
 
+    /// Runs `f` with a descriptor of the container's `/` as its processes see it, under the
+    /// container's op lock: for a running container, `/proc/<init>/root`, so that volumes,
+    /// binds and tmpfs mounts are crossed as inside the container (`docker cp` into a volume
+    /// lands in the volume, not in the rootfs underneath); for a stopped one, its rootfs.
+    fn with_view<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&ContainerRecord, BorrowedFd<'_>) -> Result<T, ContainerError>,
+    ) -> Result<T, ContainerError> {
+        let c = self.get(name)?;
+        let _op = c.op_lock();
+        let record = c.snapshot();
+        if record.state.status.is_running() {
+            if let Some(root) = running_root(&record) {
+                return f(&record, root.as_fd());
+            }
+        }
+        drop(_op);
+        self.with_rootfs(name, |record, root| {
+            let root = open_root(root).map_err(internal)?;
+            f(record, root.as_fd())
+        })
+    }
+
     /// Runs `f` with the container's rootfs mounted, under the container's op lock.
     fn with_rootfs<T>(
         &self,
@@ -237,6 +258,42 @@ impl ContainerService {
         let _ = std::fs::remove_dir(&view);
         result
     }
+}
+
+/// `/proc/<pid>/root` of a running container's init, checked to still belong to the container
+/// (its cgroup names the container's ID) after the descriptor is held, so a reused PID is never
+/// mistaken for it. `None` when the process is gone or is not the container's.
+fn running_root(record: &ContainerRecord) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{openat, Mode, OFlags};
+    if record.state.pid == 0 {
+        return None;
+    }
+    let proc = rustix::fs::open(
+        format!("/proc/{}", record.state.pid),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let root = openat(
+        &proc,
+        "root",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let cgroup = openat(
+        &proc,
+        "cgroup",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut text = String::new();
+    std::fs::File::from(cgroup)
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.contains(&record.id).then_some(root)
 }
 
 /// Mount points the runtime creates in the writable layer (Docker keeps them in an init layer
