@@ -267,3 +267,41 @@ fn runtimes_from_flags_run_containers() {
     d.docker(&["rm", "byflag"]).ok();
     assert!(footprint(&d).is_empty(), "{:?}", footprint(&d));
 }
+
+#[test]
+fn a_runtime_that_is_a_wrapper_script_runs_containers() {
+    // Wrappers around runc are common (they add flags or hooks); the shim runs them by path.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrapper = dir.path().join("runc-wrapper");
+    let marker = dir.path().join("called");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec /usr/sbin/runc \"$@\"\n",
+            marker.display()
+        ),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let d = Daemon::start_with(&["--add-runtime", &format!("wrapped={}", wrapper.display())]);
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "wrapped",
+        "busybox",
+        "echo",
+        "wrapped",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "wrapped", "{out}");
+    let calls = std::fs::read_to_string(&marker).expect("the wrapper ran");
+    assert!(calls.lines().any(|l| l.contains(" create ")), "{calls}");
+    assert!(footprint(&d).is_empty(), "{:?}", footprint(&d));
+}

@@ -36,6 +36,13 @@ impl SealedBinary {
 /// Makes the read-only view of `binary`, using `scratch` (a path in the shim's private state
 /// directory) as the short-lived mount point.
 pub(crate) fn seal(binary: &Path, scratch: &Path) -> std::io::Result<SealedBinary> {
+    // A script (a wrapper around runc, say) cannot run from a close-on-exec descriptor: its
+    // interpreter would be handed /dev/fd/N after exec closed it. Scripts run by path.
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut std::fs::File::open(binary)?, &mut magic)?;
+    if magic != *b"\x7fELF" {
+        return Err(std::io::Error::other("not an ELF executable"));
+    }
     OpenOptions::new()
         .write(true)
         .create(true)
@@ -115,6 +122,16 @@ mod tests {
             .append(true)
             .open(&script)
             .unwrap();
+    }
+
+    #[test]
+    fn a_script_is_left_to_run_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("wrapper");
+        std::fs::write(&script, "#!/bin/sh\nexec runc \"$@\"\n").unwrap();
+        let err = seal(&script, &dir.path().join("scratch")).err().unwrap();
+        assert!(err.to_string().contains("not an ELF"), "{err}");
+        assert!(!dir.path().join("scratch").exists());
     }
 
     fn libc_erofs() -> i32 {
