@@ -201,7 +201,7 @@ fn cp_round_trip(cli: Cli) {
 #[test]
 fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
     let d = daemon_with_busybox();
-    let _cleanup = RemoveOnDrop(&d, &["vbox", "reader"]);
+    let _cleanup = RemoveOnDrop(&d, &["vbox", "rovol", "rofs"]);
     let work = tempfile::tempdir().expect("tempdir");
     let host_file = work.path().join("into-volume.txt");
     std::fs::write(&host_file, "lands in the volume\n").expect("write");
@@ -232,18 +232,10 @@ fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
         .ok();
     let out = d.docker(&["exec", "vbox", "cat", "/data/into-volume.txt"]);
     assert_eq!(out.stdout, "lands in the volume\n", "{out}");
-    let out = d.docker(&[
-        "run",
-        "--rm",
-        "--name",
-        "reader",
-        "-v",
-        "cpdata:/v",
-        "busybox",
-        "cat",
-        "/v/into-volume.txt",
-    ]);
-    assert_eq!(out.stdout, "lands in the volume\n", "{out}");
+    assert_eq!(
+        in_volume(&d, "cpdata", "into-volume.txt"),
+        "lands in the volume\n"
+    );
     // ... and not in the container's own layer under the mount point.
     let out = d.docker(&["diff", "vbox"]);
     out.ok();
@@ -258,9 +250,78 @@ fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
         std::fs::read_to_string(back.join("t")).expect("read"),
         "in-tmpfs\n"
     );
-    d.docker(&["rm", "-f", "vbox"]).ok();
+
+    // Stopped: the volume is bound into the view for the copy, so the file lands there too.
+    d.docker(&["stop", "-t", "0", "vbox"]).ok();
+    let second = work.path().join("while-stopped.txt");
+    std::fs::write(&second, "stopped\n").expect("write");
+    d.docker(&["cp", second.to_str().unwrap_or_default(), "vbox:/data/"])
+        .ok();
+    assert_eq!(in_volume(&d, "cpdata", "while-stopped.txt"), "stopped\n");
+    let out = d.docker(&[
+        "cp",
+        "vbox:/data/into-volume.txt",
+        back.to_str().unwrap_or_default(),
+    ]);
+    out.ok();
+    assert_eq!(
+        std::fs::read_to_string(back.join("into-volume.txt")).expect("read"),
+        "lands in the volume\n"
+    );
+    // A read-only mount of a created container refuses the copy and keeps the volume as it was.
+    d.docker(&[
+        "create",
+        "--name",
+        "rovol",
+        "-v",
+        "cpdata:/ro:ro",
+        "busybox",
+    ])
+    .ok();
+    let out = d.docker(&[
+        "cp",
+        second.to_str().unwrap_or_default(),
+        "rovol:/ro/again.txt",
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("mounted volume is marked read-only"),
+        "{out}"
+    );
+    // So does a read-only rootfs outside its mounts (moby's two refusals).
+    d.docker(&["create", "--name", "rofs", "--read-only", "busybox"])
+        .ok();
+    let out = d.docker(&["cp", second.to_str().unwrap_or_default(), "rofs:/tmp/"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("container rootfs is marked read-only"),
+        "{out}"
+    );
+    let out = d.docker(&["run", "--rm", "-v", "cpdata:/v", "busybox", "ls", "/v"]);
+    assert_eq!(
+        out.lines(),
+        ["into-volume.txt", "while-stopped.txt"],
+        "{out}"
+    );
+
+    d.docker(&["rm", "-f", "vbox", "rovol", "rofs"]).ok();
     d.docker(&["volume", "rm", "cpdata"]).ok();
     assert_clean(&d);
+}
+
+/// The content of `file` in `volume`, read by another container.
+fn in_volume(d: &Daemon, volume: &str, file: &str) -> String {
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v"),
+        "busybox",
+        "cat",
+        &format!("/v/{file}"),
+    ]);
+    out.ok();
+    out.stdout
 }
 
 fn owner_in(d: &Daemon, container: &str, path: &str) -> (u64, u64) {

@@ -95,6 +95,7 @@ impl ContainerService {
         archive: &mut dyn Read,
     ) -> Result<(), ContainerError> {
         self.with_view(name, |record, root| {
+            check_writable(record, path)?;
             let fd = open_in_root(root, path, true)
                 .map_err(internal)?
                 .ok_or_else(|| not_found(path, &record.name))?;
@@ -209,7 +210,8 @@ impl ContainerService {
     /// Runs `f` with a descriptor of the container's `/` as its processes see it, under the
     /// container's op lock: for a running container, `/proc/<init>/root`, so that volumes,
     /// binds and tmpfs mounts are crossed as inside the container (`docker cp` into a volume
-    /// lands in the volume, not in the rootfs underneath); for a stopped one, its rootfs.
+    /// lands in the volume, not in the rootfs underneath); for a stopped one, its rootfs with
+    /// its volumes and binds bound in for the call (`fsbinds`).
     fn with_view<T>(
         &self,
         name: &str,
@@ -225,6 +227,16 @@ impl ContainerService {
         }
         drop(_op);
         self.with_rootfs(name, |record, root| {
+            // Stopped (or it just exited): its volumes and binds are bound into the view.
+            let _binds = if record.state.status.is_running() {
+                None
+            } else {
+                Some(crate::fsbinds::bind_into_view(
+                    root,
+                    &record.mount_points,
+                    |volume| Ok(self.volumes.get(volume)?.mountpoint),
+                )?)
+            };
             let root = open_root(root).map_err(internal)?;
             f(record, root.as_fd())
         })
@@ -258,6 +270,32 @@ impl ContainerService {
         let _ = std::fs::remove_dir(&view);
         result
     }
+}
+
+/// Docker's refusals before a copy into the container: a path in a read-only mount, or outside
+/// every mount of a container whose rootfs is read-only (moby's `checkIfPathIsInAVolume`,
+/// lexically on the cleaned path).
+fn check_writable(record: &ContainerRecord, path: &str) -> Result<(), ContainerError> {
+    let clean = crate::mountspec::clean(path);
+    let under = |dest: &str| {
+        let dest = crate::mountspec::clean(dest);
+        dest == "/" || clean == dest || clean.starts_with(&format!("{dest}/"))
+    };
+    let mut to_volume = false;
+    for mp in record.mount_points.iter().filter(|m| under(&m.destination)) {
+        if !mp.rw {
+            return Err(ContainerError::InvalidParameter(
+                "mounted volume is marked read-only".to_string(),
+            ));
+        }
+        to_volume = true;
+    }
+    if !to_volume && record.host.read_only {
+        return Err(ContainerError::InvalidParameter(
+            "container rootfs is marked read-only".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// `/proc/<pid>/root` of a running container's init, checked to still belong to the container

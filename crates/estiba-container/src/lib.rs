@@ -21,6 +21,7 @@ mod error;
 mod exec;
 mod files;
 mod fs;
+mod fsbinds;
 mod lifecycle;
 mod logs;
 pub mod model;
