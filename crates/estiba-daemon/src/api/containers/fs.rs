@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use estiba_container::{ContainerService, PathStat};
 use serde::Serialize;
 
@@ -55,7 +56,7 @@ fn stat_header(stat: &PathStat) -> Result<HeaderValue, ApiError> {
         link_target: &stat.link_target,
     })
     .map_err(|e| ApiError::internal(format!("encode path stat: {e}")))?;
-    HeaderValue::from_str(&base64(&json))
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(&json))
         .map_err(|e| ApiError::internal(format!("encode path stat: {e}")))
 }
 
@@ -163,44 +164,4 @@ where
 {
     let svc = Arc::clone(&state.containers);
     stream::tar_response(move |out| f(&svc, out).map_err(ApiError::from)).await
-}
-
-/// Standard base64 with padding (the header is a few hundred bytes at most).
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(super::base64(input.as_bytes()), want);
-        }
-    }
 }
