@@ -89,6 +89,22 @@ fn run_prints_output_and_returns_exit_codes() {
 }
 
 #[test]
+fn run_interactive_feeds_piped_stdin_and_ends_it() {
+    let d = daemon_with_busybox();
+    // 300 KB: more than a pipe holds, so the shim queues and feeds it as the process reads;
+    // `wc -c` only answers once stdin ended after the last byte.
+    let input: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let out = d.run_with_stdin(
+        estiba_e2e::Cli::Docker,
+        &["run", "-i", "--rm", "busybox", "wc", "-c"],
+        input,
+    );
+    out.ok();
+    assert_eq!(out.stdout.trim(), "300000", "{out}");
+    assert_clean(&d);
+}
+
+#[test]
 fn detached_container_lifecycle() {
     let d = daemon_with_busybox();
     let id = d.docker(&[

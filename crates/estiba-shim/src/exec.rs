@@ -14,7 +14,7 @@ use rustix::event::PollFlags;
 
 use crate::jsonlog::Stream;
 use crate::runtime::Runtime;
-use crate::stdio;
+use crate::stdio::{self, StdinSink};
 
 /// Most execs the shim tracks at once (running, or exited and not yet waited for).
 pub(crate) const MAX_EXECS: usize = 128;
@@ -45,10 +45,8 @@ pub(crate) struct Exec {
     tty: bool,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    stdin: Option<OwnedFd>,
+    stdin: StdinSink,
     pty: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
-    close_stdin_when_flushed: bool,
     conn: Option<UnixStream>,
     conn_input_open: bool,
     out: Vec<u8>,
@@ -102,10 +100,8 @@ impl Exec {
             tty: opts.tty,
             stdout: io.stdout,
             stderr: io.stderr,
-            stdin: io.stdin,
+            stdin: StdinSink::new(io.stdin),
             pty: io.pty,
-            stdin_buf: Vec::new(),
-            close_stdin_when_flushed: false,
             conn: None,
             conn_input_open: true,
             out: Vec::new(),
@@ -119,7 +115,7 @@ impl Exec {
     /// The stream to the daemon; `rest` is what the client sent after its request line.
     pub(crate) fn set_conn(&mut self, conn: UnixStream, rest: &[u8]) {
         self.conn = Some(conn);
-        self.queue_stdin(rest);
+        self.stdin.queue(rest);
     }
 
     /// The descriptors to poll and for what.
@@ -133,12 +129,12 @@ impl Exec {
                 fds.push((ExecFd::Out(Stream::Stderr), fd.as_fd(), PollFlags::IN));
             }
         }
-        if let (Some(fd), false) = (&self.stdin, self.stdin_buf.is_empty()) {
-            fds.push((ExecFd::Stdin, fd.as_fd(), PollFlags::OUT));
+        if let Some(fd) = self.stdin.waiting_fd() {
+            fds.push((ExecFd::Stdin, fd, PollFlags::OUT));
         }
         if let Some(conn) = &self.conn {
             let mut flags = PollFlags::empty();
-            if self.conn_input_open && self.stdin_buf.len() < MAX_STDIN_PENDING_BYTES {
+            if self.conn_input_open && self.stdin.pending_len() < MAX_STDIN_PENDING_BYTES {
                 flags |= PollFlags::IN;
             }
             if !self.out.is_empty() {
@@ -160,7 +156,7 @@ impl Exec {
     pub(crate) fn ready(&mut self, fd: ExecFd, revents: PollFlags) {
         match fd {
             ExecFd::Out(stream) => self.pump_output(stream),
-            ExecFd::Stdin => self.feed_stdin(),
+            ExecFd::Stdin => self.stdin.feed(),
             ExecFd::Conn => self.serve_conn(revents),
         }
     }
@@ -252,7 +248,7 @@ impl Exec {
                     self.conn_input_open = false;
                     self.stdin_done();
                 }
-                Ok(n) => self.queue_stdin(&chunk[..n]),
+                Ok(n) => self.stdin.queue(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(_) => return self.drop_conn(),
             }
@@ -265,40 +261,11 @@ impl Exec {
         }
     }
 
-    fn queue_stdin(&mut self, data: &[u8]) {
-        if self.stdin.is_some() && !data.is_empty() {
-            self.stdin_buf.extend_from_slice(data);
-            self.feed_stdin();
-        }
-    }
-
-    fn feed_stdin(&mut self) {
-        let Some(fd) = &self.stdin else { return };
-        while !self.stdin_buf.is_empty() {
-            match rustix::io::write(fd, &self.stdin_buf) {
-                Ok(n) => {
-                    self.stdin_buf.drain(..n);
-                }
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => {
-                    self.stdin = None;
-                    self.stdin_buf.clear();
-                    return;
-                }
-            }
-        }
-        if self.stdin_buf.is_empty() && self.close_stdin_when_flushed {
-            self.stdin = None;
-        }
-    }
-
     /// The client finished sending: the process's stdin ends too (a pty has no separate stdin
     /// to end, so it stays open, as Docker does).
     fn stdin_done(&mut self) {
         if self.pty.is_none() {
-            self.close_stdin_when_flushed = true;
-            self.feed_stdin();
+            self.stdin.end_when_flushed();
         }
     }
 
@@ -325,8 +292,7 @@ impl Exec {
         self.exit_code = Some(code);
         self.stdout = None;
         self.stderr = None;
-        self.stdin = None;
-        self.stdin_buf.clear();
+        self.stdin.close();
         self.pty = None;
         self.answer_waiters();
         self.flush();

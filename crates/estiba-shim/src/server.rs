@@ -22,7 +22,7 @@ use crate::exec::{Exec, ExecFd, MAX_EXECS};
 use crate::exit;
 use crate::jsonlog::{JsonLog, Stream};
 use crate::runtime::Runtime;
-use crate::stdio::{self, ContainerIo};
+use crate::stdio::{self, ContainerIo, StdinSink};
 
 /// Most connections served at once; more are closed on accept.
 const MAX_CONNS: usize = 256;
@@ -166,10 +166,8 @@ struct Shim {
     signals: UnixStream,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    stdin: Option<OwnedFd>,
+    stdin: StdinSink,
     pty: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
-    close_stdin_when_flushed: bool,
     log: JsonLog,
     conns: Vec<Conn>,
     init_pid: u32,
@@ -248,10 +246,8 @@ impl Shim {
             signals,
             stdout: io.stdout,
             stderr: io.stderr,
-            stdin: io.stdin,
+            stdin: StdinSink::new(io.stdin),
             pty: io.pty,
-            stdin_buf: Vec::new(),
-            close_stdin_when_flushed: false,
             log,
             conns: Vec::new(),
             init_pid,
@@ -305,7 +301,7 @@ impl Shim {
             Phase::Attach(a) => a.out.len() >= MAX_ATTACH_PENDING_BYTES,
             _ => false,
         });
-        let stdin_room = self.stdin_buf.len() < MAX_STDIN_PENDING_BYTES;
+        let stdin_room = self.stdin.pending_len() < MAX_STDIN_PENDING_BYTES;
         let mut tokens: Vec<Token> = Vec::with_capacity(self.conns.len() + 5);
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.conns.len() + 5);
         tokens.push(Token::Signal);
@@ -322,9 +318,9 @@ impl Shim {
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
         }
-        if let (Some(fd), false) = (&self.stdin, self.stdin_buf.is_empty()) {
+        if let Some(fd) = self.stdin.waiting_fd() {
             tokens.push(Token::Stdin);
-            fds.push(PollFd::new(fd, PollFlags::OUT));
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::OUT));
         }
         for (i, conn) in self.conns.iter().enumerate() {
             let flags = match &conn.phase {
@@ -372,7 +368,7 @@ impl Shim {
                 Token::Signal => self.reap(),
                 Token::Listener => self.accept(),
                 Token::Output(stream) => self.pump_output(stream),
-                Token::Stdin => self.feed_stdin(),
+                Token::Stdin => self.stdin.feed(),
                 Token::Conn(i) => self.serve(i, revents),
                 Token::Exec(i, which) => {
                     if let Some(exec) = self.execs.get_mut(i) {
@@ -446,8 +442,7 @@ impl Shim {
         }
         self.recorded = Some(info);
         self.close_attach_streams();
-        self.stdin = None;
-        self.stdin_buf.clear();
+        self.stdin.close();
     }
 
     fn close_attach_streams(&mut self) {
@@ -538,44 +533,11 @@ impl Shim {
         }
     }
 
-    fn feed_stdin(&mut self) {
-        let Some(fd) = &self.stdin else { return };
-        while !self.stdin_buf.is_empty() {
-            match rustix::io::write(fd, &self.stdin_buf) {
-                Ok(n) => {
-                    self.stdin_buf.drain(..n);
-                }
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => {
-                    // The container closed its stdin (or exited): nothing more can go there.
-                    self.stdin = None;
-                    self.stdin_buf.clear();
-                    return;
-                }
-            }
-        }
-        if self.stdin_buf.is_empty() && self.close_stdin_when_flushed {
-            self.stdin = None;
-        }
-    }
-
-    fn queue_stdin(&mut self, data: &[u8]) {
-        if self.stdin.is_some() && !data.is_empty() {
-            self.stdin_buf.extend_from_slice(data);
-            self.feed_stdin();
-        }
-    }
-
     /// The client of an attach with `stdin_once` is done sending: the container's stdin ends too
     /// (a pty has no separate stdin to end, so it stays open).
     fn stdin_done(&mut self) {
         if self.pty.is_none() {
-            self.close_stdin_when_flushed = true;
-            self.feed_stdin();
-            if self.stdin_buf.is_empty() {
-                self.stdin = None;
-            }
+            self.stdin.end_when_flushed();
         }
     }
 
@@ -641,7 +603,7 @@ impl Shim {
                 }
             }
             if stdin {
-                self.queue_stdin(&data);
+                self.stdin.queue(&data);
                 if ended && stdin_once {
                     self.stdin_done();
                 }
@@ -816,7 +778,7 @@ impl Shim {
         });
         conn.flush();
         if options.stdin {
-            self.queue_stdin(rest);
+            self.stdin.queue(rest);
         }
     }
 

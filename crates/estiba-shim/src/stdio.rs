@@ -2,7 +2,7 @@
 
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 
@@ -100,4 +100,77 @@ pub(crate) fn receive_pty(listener: &UnixListener, with_stdin: bool) -> Result<C
         stdin,
         pty: Some(master),
     })
+}
+
+/// A container's (or an exec's) stdin as the shim feeds it: a non-blocking descriptor and the
+/// bytes a client sent that the process has not taken yet.
+pub(crate) struct StdinSink {
+    fd: Option<OwnedFd>,
+    pending: Vec<u8>,
+    close_when_flushed: bool,
+}
+
+impl StdinSink {
+    pub(crate) fn new(fd: Option<OwnedFd>) -> StdinSink {
+        StdinSink {
+            fd,
+            pending: Vec::new(),
+            close_when_flushed: false,
+        }
+    }
+
+    /// Bytes waiting for the process to read them.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The descriptor to poll for writability, while bytes wait.
+    pub(crate) fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd
+            .as_ref()
+            .filter(|_| !self.pending.is_empty())
+            .map(|fd| fd.as_fd())
+    }
+
+    /// Queues what a client sent and writes as much as the process takes now.
+    pub(crate) fn queue(&mut self, data: &[u8]) {
+        if self.fd.is_some() && !data.is_empty() {
+            self.pending.extend_from_slice(data);
+            self.feed();
+        }
+    }
+
+    /// Writes what is queued until the pipe is full; a closed reader drops the rest.
+    pub(crate) fn feed(&mut self) {
+        let Some(fd) = &self.fd else { return };
+        while !self.pending.is_empty() {
+            match rustix::io::write(fd, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    // The process closed its stdin (or exited): nothing more can go there.
+                    self.close();
+                    return;
+                }
+            }
+        }
+        if self.pending.is_empty() && self.close_when_flushed {
+            self.fd = None;
+        }
+    }
+
+    /// The client is done sending: stdin ends once what is queued is written.
+    pub(crate) fn end_when_flushed(&mut self) {
+        self.close_when_flushed = true;
+        self.feed();
+    }
+
+    /// Closes stdin now, dropping what is queued.
+    pub(crate) fn close(&mut self) {
+        self.fd = None;
+        self.pending.clear();
+    }
 }
