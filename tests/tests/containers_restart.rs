@@ -227,6 +227,99 @@ fn policies_on_daemon_start() {
     assert_clean(&d);
 }
 
+/// What a reboot leaves of a daemon's containers: no process, no mount, no cgroup, an empty
+/// exec-root (a tmpfs in production); only the data-root survives.
+fn simulate_reboot(d: &mut Daemon, ids: &[String]) {
+    let mut pids = Vec::new();
+    for id in ids {
+        let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", id]).stdout;
+        pids.extend(pid.trim().parse::<i32>().ok().filter(|p| *p > 1));
+    }
+    let state_dirs = std::fs::read_dir(d.exec_root().join("containers"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for dir in &state_dirs {
+        if let Ok(p) = std::fs::read_to_string(dir.join("shim.pid")) {
+            pids.extend(p.trim().parse::<i32>().ok());
+        }
+    }
+    d.kill9();
+    for pid in &pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(wait_until(Duration::from_secs(10), || pids
+        .iter()
+        .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let dir = d.dir().display().to_string();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&dir))
+        .collect();
+    points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in points {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", m])
+            .status();
+    }
+    for id in ids {
+        for c in [
+            "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer",
+        ] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/estiba/{id}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(d.exec_root());
+    std::fs::create_dir_all(d.exec_root()).expect("recreate exec-root");
+}
+
+#[test]
+fn a_host_reboot_brings_back_always_and_unless_stopped_containers() {
+    let mut d = daemon_with_busybox();
+    let mut ids = Vec::new();
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("plain", "no"),
+    ] {
+        let out = d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        out.ok();
+        ids.push(out.stdout.trim().to_string());
+    }
+    simulate_reboot(&mut d, &ids);
+    d.restart();
+    for name in ["always", "unless"] {
+        assert!(
+            wait_until(Duration::from_secs(30), || state(&d, name).0 == "running"),
+            "{name}: {:?}\n{}",
+            state(&d, name),
+            d.log()
+        );
+        let out = d.docker(&["exec", name, "true"]);
+        out.ok();
+    }
+    // A container without a policy stays down, with the exit code Docker reports after a
+    // reboot.
+    assert_eq!(state(&d, "plain").0, "exited");
+    let code = d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "plain"]);
+    assert_eq!(code.stdout.trim(), "255", "{code}\n{}", d.log());
+    d.docker(&["rm", "-f", "always", "unless", "plain"]).ok();
+    assert_clean(&d);
+}
+
 #[test]
 fn rename_with_dockers_errors_and_event() {
     let d = daemon_with_busybox();
