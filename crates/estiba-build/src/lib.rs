@@ -9,6 +9,7 @@ pub mod copy;
 pub mod expand;
 pub mod parser;
 mod plan;
+pub mod reproducible;
 mod stage;
 mod stage_health;
 
@@ -164,7 +165,13 @@ impl Builder {
         let text = String::from_utf8_lossy(&text);
         let dockerfile = parser::parse(&text)?;
         let plan = Plan::new(dockerfile, opts)?;
+        let epoch = reproducible::epoch(
+            opts.build_args
+                .get(reproducible::SOURCE_DATE_EPOCH)
+                .and_then(|v| v.as_deref()),
+        )?;
         let mut run = stage::Run::new(self, opts, &plan, &ctx.0, out);
+        run.epoch = epoch;
         let id = run.all()?;
         drop(run);
         let short = short_id(&id);

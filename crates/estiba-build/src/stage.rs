@@ -66,6 +66,8 @@ pub(crate) struct Run<'a> {
     results: Vec<Option<String>>,
     global: BTreeMap<String, Option<String>>,
     consumed: BTreeSet<String>,
+    /// SOURCE_DATE_EPOCH: layer mtimes clamped and `created` set from it.
+    pub(crate) epoch: Option<i64>,
 }
 
 impl<'a> Run<'a> {
@@ -86,6 +88,7 @@ impl<'a> Run<'a> {
             results: vec![None; plan.stages.len()],
             global: BTreeMap::new(),
             consumed: BTreeSet::new(),
+            epoch: None,
         }
     }
 
@@ -119,7 +122,11 @@ impl<'a> Run<'a> {
             .opts
             .build_args
             .keys()
-            .filter(|k| !self.consumed.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !self.consumed.contains(*k)
+                    && !PREDEFINED_ARGS.contains(&k.as_str())
+                    && k.as_str() != crate::reproducible::SOURCE_DATE_EPOCH
+            })
             .collect();
         if !unused.is_empty() {
             let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -564,6 +571,9 @@ impl<'a> Run<'a> {
             h.update(part.as_bytes());
             h.update(b"\0");
         }
+        if let Some(e) = self.epoch {
+            h.update(format!("SOURCE_DATE_EPOCH={e}\0").as_bytes());
+        }
         let key = format!("sha256:{}", hex::encode(h.finalize()));
         if !self.opts.no_cache {
             if let Some(id) = self.b.images.build_cache_get(&key)? {
@@ -593,12 +603,24 @@ impl<'a> Run<'a> {
             }
         }
         spool.rewind().map_err(io)?;
+        if let Some(e) = self.epoch {
+            let mut clamped = tempfile::tempfile_in(&self.b.root).map_err(io)?;
+            crate::reproducible::clamp_tar(&mut spool, &mut clamped, e.unsigned_abs())
+                .map_err(io)?;
+            clamped.rewind().map_err(io)?;
+            spool = clamped;
+        }
         let req = CommitRequest {
             base_image_id: st.image_id.clone(),
             config: st.config.clone(),
-            container_id: container.clone().unwrap_or_default(),
+            // The throwaway container's ID would make every reproducible build differ.
+            container_id: match self.epoch {
+                Some(_) => String::new(),
+                None => container.clone().unwrap_or_default(),
+            },
             author: st.author.clone(),
             created_by,
+            created: self.epoch.map(crate::reproducible::created),
             ..Default::default()
         };
         let id = self.b.images.commit(&req, &mut spool);

@@ -73,6 +73,20 @@ fn pairs_json(items: &[String], from_env: bool) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// `--build-arg`s as JSON, with SOURCE_DATE_EPOCH from the environment unless given
+/// (BuildKit's convention for reproducible builds).
+fn build_args_json(items: &[String]) -> String {
+    const EPOCH: &str = "SOURCE_DATE_EPOCH";
+    let mut items = items.to_vec();
+    let given = items
+        .iter()
+        .any(|i| i.split_once('=').map_or(i.as_str(), |(k, _)| k) == EPOCH);
+    if !given && std::env::var_os(EPOCH).is_some() {
+        items.push(EPOCH.to_string());
+    }
+    pairs_json(&items, true)
+}
+
 /// `estiba build [OPTIONS] PATH | -`.
 pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<()> {
     check_args("build", &a.args, Arity::Exactly(1))?;
@@ -112,7 +126,7 @@ pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<(
     let q = query(&[
         ("dockerfile", Some(dockerfile)),
         ("target", a.target.clone()),
-        ("buildargs", Some(pairs_json(&a.build_args, true))),
+        ("buildargs", Some(build_args_json(&a.build_args))),
         ("labels", Some(pairs_json(&a.labels, false))),
         ("nocache", a.no_cache.then(|| "1".to_string())),
         ("q", a.quiet.then(|| "1".to_string())),
