@@ -7,11 +7,14 @@
 pub mod context;
 pub mod copy;
 pub mod expand;
+pub mod layer;
+pub mod mounts;
 pub mod parser;
 mod plan;
 pub mod reproducible;
 mod stage;
 mod stage_health;
+mod stage_mounts;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -41,6 +44,8 @@ pub struct BuildOptions {
     pub force_rm: bool,
     pub quiet: bool,
     pub network_mode: String,
+    /// Values for `RUN --mount=type=secret` (the `X-Estiba-Build-Secrets` header).
+    pub secrets: mounts::Secrets,
 }
 
 /// What the build reports as it goes.
@@ -93,6 +98,7 @@ pub struct Builder {
     events: Arc<EventBus>,
     /// `<data-root>/builder`: unpacked contexts and layer spools.
     root: PathBuf,
+    cache_locks: stage_mounts::CacheLocks,
 }
 
 /// A directory removed when dropped.
@@ -120,6 +126,7 @@ impl Builder {
             containers,
             events,
             root,
+            cache_locks: Default::default(),
         })
     }
 

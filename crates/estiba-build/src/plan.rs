@@ -148,7 +148,13 @@ fn mark(stages: &[StageDef], i: usize, needed: &mut [bool]) {
         mark(stages, j, needed);
     }
     for ins in &stages[i].instructions {
-        if let Some(from) = ins.flag("from") {
+        // COPY --from, and RUN --mount=...,from=...
+        let mount_froms = ins
+            .flags
+            .iter()
+            .filter(|(k, _)| k == "mount")
+            .filter_map(|(_, v)| v.split(',').find_map(|f| f.strip_prefix("from=")));
+        for from in ins.flag("from").into_iter().chain(mount_froms) {
             if let Some(j) = stage_ref(earlier, from) {
                 mark(stages, j, needed);
             }

@@ -16,6 +16,7 @@ use crate::copy::{self, CopySpec};
 use crate::expand;
 use crate::parser::Instruction;
 use crate::plan::Plan;
+use crate::stage_mounts::StepMount;
 use crate::{short_id, BuildError, BuildOptions, Builder, Output};
 
 /// Build args every build knows without an ARG (never in history or the cache key).
@@ -32,19 +33,22 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// Files every RUN container has bind-mounted by the runtime: never part of a layer.
+const RUNTIME_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
+
 /// How a step changes the filesystem.
 enum Layer<'p> {
     None,
     /// A ready layer tar (WORKDIR's directory).
     Tar(Vec<u8>),
-    Run(BuildRun),
+    Run(BuildRun, Vec<StepMount>),
     Copy(&'p Path, CopySpec),
     /// COPY --from: the image's root filesystem is mounted only when the step runs.
     CopyFrom(String, CopySpec),
 }
 
 /// One stage's state between instructions.
-struct State {
+pub(crate) struct State {
     image_id: String,
     /// The image config's `config` object.
     config: Value,
@@ -57,10 +61,10 @@ struct State {
 
 /// One build in progress.
 pub(crate) struct Run<'a> {
-    b: &'a Builder,
-    opts: &'a BuildOptions,
+    pub(crate) b: &'a Builder,
+    pub(crate) opts: &'a BuildOptions,
     plan: &'a Plan,
-    ctx: &'a Path,
+    pub(crate) ctx: &'a Path,
     out: RefCell<&'a mut dyn FnMut(Output)>,
     step: usize,
     results: Vec<Option<String>>,
@@ -207,7 +211,7 @@ impl<'a> Run<'a> {
         m
     }
 
-    fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
+    pub(crate) fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
         let vars = Self::vars(st);
         let lookup = |n: &str| vars.get(n).cloned();
         expand::word(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
@@ -290,7 +294,7 @@ impl<'a> Run<'a> {
                 set(&mut st.config, "Healthcheck", hc);
                 self.commit(st, nop(format!(" HEALTHCHECK {}", ins.rest)), Layer::None)
             }
-            "RUN" => self.run(st, ins),
+            "RUN" => self.run(stage, st, ins),
             "COPY" | "ADD" => self.copy(stage, st, ins),
             other => Err(BuildError::Step(format!("unknown instruction: {other}"))),
         }
@@ -422,7 +426,7 @@ impl<'a> Run<'a> {
             .collect()
     }
 
-    fn run(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+    fn run(&mut self, stage: usize, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
         let (argv, shown) = match &ins.json {
             Some(v) => (v.clone(), v.join(" ")),
             None => {
@@ -454,15 +458,35 @@ impl<'a> Run<'a> {
                 env.push(format!("{p}={v}"));
             }
         }
+        let (mounts, mount_key) = self.step_mounts(stage, st, ins)?;
+        let network_mode = match ins.flag("network") {
+            None | Some("default") => self.opts.network_mode.clone(),
+            Some("none") => "none".to_string(),
+            Some("host") => "host".to_string(),
+            Some(o) => {
+                return Err(BuildError::Step(format!(
+                    "unsupported network mode \"{o}\""
+                )))
+            }
+        };
+        if let Some(f) = ins
+            .flags
+            .iter()
+            .find(|(k, _)| !matches!(k.as_str(), "mount" | "network"))
+        {
+            return Err(BuildError::Step(format!("unknown flag: --{}", f.0)));
+        }
         let run = BuildRun {
             image_id: st.image_id.clone(),
             argv,
             env,
             working_dir: st.config["WorkingDir"].as_str().unwrap_or("").to_string(),
             user: st.config["User"].as_str().unwrap_or("").to_string(),
-            network_mode: self.opts.network_mode.clone(),
+            network_mode,
+            mounts: Vec::new(),
         };
-        self.commit(st, created_by, Layer::Run(run))
+        let key = format!("{mount_key}{}", ins.flag("network").unwrap_or_default());
+        self.commit_keyed(st, created_by, &key, Layer::Run(run, mounts))
             .map_err(|e| match e {
                 BuildError::RunFailed { code, .. } => BuildError::RunFailed {
                     command: shown,
@@ -537,12 +561,7 @@ impl<'a> Run<'a> {
             }
             Some(from) => {
                 let from = self.expand_word(st, from)?;
-                let image = match self.plan.stage_named(&from, stage) {
-                    Some(j) => self.results[j]
-                        .clone()
-                        .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
-                    None => self.b.images.resolve_id(&from)?,
-                };
+                let image = self.image_for(stage, &from)?;
                 // An image's content is fixed by its ID: the key needs no checksum, and a
                 // hit needs no mount.
                 let created_by = format!(
@@ -554,11 +573,32 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Looks the step up in the cache, else makes its layer and image.
+    /// The image a `--from` names: an earlier stage's result, else an image.
+    pub(crate) fn image_for(&self, stage: usize, from: &str) -> Result<String, BuildError> {
+        match self.plan.stage_named(from, stage) {
+            Some(j) => self.results[j]
+                .clone()
+                .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built"))),
+            None => Ok(self.b.images.resolve_id(from)?),
+        }
+    }
+
     fn commit(
         &mut self,
         st: &mut State,
         created_by: String,
+        layer: Layer<'_>,
+    ) -> Result<(), BuildError> {
+        self.commit_keyed(st, created_by, "", layer)
+    }
+
+    /// Looks the step up in the cache (its key: the parent, the instruction, the config, and
+    /// `extra`), else makes its layer and image.
+    fn commit_keyed(
+        &mut self,
+        st: &mut State,
+        created_by: String,
+        extra: &str,
         layer: Layer<'_>,
     ) -> Result<(), BuildError> {
         let mut h = Sha256::new();
@@ -567,6 +607,7 @@ impl<'a> Run<'a> {
             created_by.as_str(),
             &st.config.to_string(),
             &st.author,
+            extra,
         ] {
             h.update(part.as_bytes());
             h.update(b"\0");
@@ -586,6 +627,7 @@ impl<'a> Run<'a> {
             .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
         let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
         let mut container = None;
+        let mut hide = Vec::new();
         match layer {
             Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
             Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
@@ -597,18 +639,30 @@ impl<'a> Run<'a> {
                     copy::write_layer(root, &spec, &mut spool)
                 })??
             }
-            Layer::Run(run) => {
-                let id = self.run_container(&run, &mut spool)?;
+            Layer::Run(run, mounts) => {
+                let images: Vec<String> =
+                    mounts.iter().filter_map(|m| m.from_image.clone()).collect();
+                let (id, targets) = self.with_roots(&images, &mut Vec::new(), &mut |roots| {
+                    let prepared = self.prepare(&mounts, roots)?;
+                    let mut run = run.clone();
+                    run.mounts = prepared.mounts.clone();
+                    let id = self.run_container(&run, &mut spool)?;
+                    Ok((id, prepared.targets.clone()))
+                })?;
+                hide = targets;
+                // The files the runtime bind-mounts, as in Docker's init layer.
+                hide.extend(RUNTIME_FILES.iter().map(|f| f.to_string()));
                 container = Some(id);
             }
         }
         spool.rewind().map_err(io)?;
-        if let Some(e) = self.epoch {
-            let mut clamped = tempfile::tempfile_in(&self.b.root).map_err(io)?;
-            crate::reproducible::clamp_tar(&mut spool, &mut clamped, e.unsigned_abs())
-                .map_err(io)?;
-            clamped.rewind().map_err(io)?;
-            spool = clamped;
+        if self.epoch.is_some() || !hide.is_empty() {
+            let drop = crate::layer::hidden(&mut spool, &hide).map_err(io)?;
+            let mut edited = tempfile::tempfile_in(&self.b.root).map_err(io)?;
+            let epoch = self.epoch.map(i64::unsigned_abs);
+            crate::layer::rewrite(&mut spool, &mut edited, epoch, &drop).map_err(io)?;
+            edited.rewind().map_err(io)?;
+            spool = edited;
         }
         let req = CommitRequest {
             base_image_id: st.image_id.clone(),
@@ -637,7 +691,7 @@ impl<'a> Run<'a> {
 
     /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
     fn run_container(
-        &mut self,
+        &self,
         run: &BuildRun,
         spool: &mut std::fs::File,
     ) -> Result<String, BuildError> {

@@ -26,6 +26,8 @@ pub struct BuildRun {
     pub user: String,
     /// `networkmode` of the build ("" for the daemon's default).
     pub network_mode: String,
+    /// `RUN --mount`s in `HostConfig.Mounts` form.
+    pub mounts: Vec<serde_json::Value>,
 }
 
 impl ContainerService {
@@ -53,6 +55,7 @@ impl ContainerService {
             },
             host: HostOptions {
                 network_mode: run.network_mode.clone(),
+                mounts: run.mounts.clone(),
                 ..Default::default()
             },
         };

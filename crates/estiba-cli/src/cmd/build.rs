@@ -48,6 +48,10 @@ pub(crate) struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long = "network", value_name = "string")]
     pub(crate) network: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub(crate) secrets: Vec<String>,
     #[arg(hide = true, value_name = "PATH | URL | -")]
     pub(crate) args: Vec<String>,
 }
@@ -90,6 +94,9 @@ fn build_args_json(items: &[String]) -> String {
 /// `estiba build [OPTIONS] PATH | -`.
 pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<()> {
     check_args("build", &a.args, Arity::Exactly(1))?;
+    if !a.secrets.is_empty() {
+        client.add_header("x-estiba-build-secrets", secrets_header(&a.secrets)?);
+    }
     let source = a.args[0].clone();
     let (tar, dockerfile) = if source == "-" {
         let mut text = Vec::new();
@@ -154,6 +161,60 @@ pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<(
         Err(_) => bail!("sending the build context failed"),
     }
     display_json_messages(resp.into_body()).await
+}
+
+/// Largest secret file read.
+const MAX_SECRET_BYTES: u64 = 512 << 10;
+
+/// `--secret` values as the daemon's `X-Estiba-Build-Secrets` header: base64 of a JSON object
+/// from ID to the base64 of the value (the classic protocol has no session to carry them).
+fn secrets_header(specs: &[String]) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut map = serde_json::Map::new();
+    for spec in specs {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(v.to_string()),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => bail!("invalid secret {spec:?}: unexpected field {field:?}"),
+            }
+        }
+        let id = match (id, &src, &env) {
+            (Some(id), _, _) => id,
+            (None, Some(s), _) => Path::new(s)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, None, Some(e)) => e.clone(),
+            (None, None, None) => bail!("invalid secret {spec:?}: id required"),
+        };
+        let value = match (src, env) {
+            (Some(path), _) => {
+                let mut v = Vec::new();
+                std::fs::File::open(&path)
+                    .with_context(|| format!("failed to open secret {id}: {path}"))?
+                    .take(MAX_SECRET_BYTES + 1)
+                    .read_to_end(&mut v)?;
+                if v.len() as u64 > MAX_SECRET_BYTES {
+                    bail!("secret {id} is too large");
+                }
+                v
+            }
+            (None, Some(var)) => std::env::var(&var)
+                .with_context(|| format!("secret {id}: environment variable {var} is not set"))?
+                .into_bytes(),
+            (None, None) => match std::env::var(&id) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => bail!("secret {id}: no src, and no environment variable {id}"),
+            },
+        };
+        map.insert(id, serde_json::Value::String(b64.encode(value)));
+    }
+    Ok(b64.encode(serde_json::Value::Object(map).to_string()))
 }
 
 enum Source {
