@@ -14,6 +14,7 @@ mod plan;
 pub mod reproducible;
 mod stage;
 mod stage_health;
+mod stage_heredoc;
 mod stage_mounts;
 
 use std::collections::BTreeMap;

@@ -30,6 +30,8 @@ pub enum Kind {
     Cache,
     Tmpfs,
     Secret,
+    /// A file with `content` (a `#!` heredoc script); never parsed from `--mount`.
+    File,
 }
 
 /// How builds share one cache mount.
@@ -61,6 +63,8 @@ pub struct RunMount {
     pub gid: u32,
     /// tmpfs: the size limit in bytes (0: none).
     pub size: u64,
+    /// File: the content.
+    pub content: Option<Vec<u8>>,
 }
 
 fn bad(msg: impl Into<String>) -> BuildError {
@@ -90,6 +94,7 @@ pub fn parse(spec: &str) -> Result<RunMount, BuildError> {
         uid: 0,
         gid: 0,
         size: 0,
+        content: None,
     };
     let fields: Vec<&str> = spec.split(',').filter(|f| !f.is_empty()).collect();
     // The type decides the defaults, wherever it is written.

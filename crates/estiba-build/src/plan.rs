@@ -100,6 +100,7 @@ impl Plan {
                 original: format!("LABEL {text}"),
                 rest: text,
                 json: None,
+                heredocs: Vec::new(),
             });
         }
         let mut needed = vec![false; stages.len()];

@@ -211,6 +211,13 @@ impl<'a> Run<'a> {
         m
     }
 
+    /// Heredoc content: variables expanded, quotes kept.
+    pub(crate) fn expand_content(&self, st: &State, s: &str) -> Result<String, BuildError> {
+        let vars = Self::vars(st);
+        let lookup = |n: &str| vars.get(n).cloned();
+        expand::vars_only(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
+    }
+
     pub(crate) fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
         let vars = Self::vars(st);
         let lookup = |n: &str| vars.get(n).cloned();
@@ -427,13 +434,15 @@ impl<'a> Run<'a> {
     }
 
     fn run(&mut self, stage: usize, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
-        let (argv, shown) = match &ins.json {
-            Some(v) => (v.clone(), v.join(" ")),
-            None => {
+        let heredoc = crate::stage_heredoc::run_argv(&st.shell, ins);
+        let (argv, shown, script) = match (heredoc, &ins.json) {
+            (Some(h), _) => h,
+            (None, Some(v)) => (v.clone(), v.join(" "), None),
+            (None, None) => {
                 let mut v = st.shell.clone();
                 v.push(ins.rest.clone());
                 let s = v.join(" ");
-                (v, s)
+                (v, s, None)
             }
         };
         let env_keys: BTreeSet<String> = env_list(&st.config)
@@ -458,7 +467,8 @@ impl<'a> Run<'a> {
                 env.push(format!("{p}={v}"));
             }
         }
-        let (mounts, mount_key) = self.step_mounts(stage, st, ins)?;
+        let (mut mounts, mount_key) = self.step_mounts(stage, st, ins)?;
+        mounts.extend(script);
         let network_mode = match ins.flag("network") {
             None | Some("default") => self.opts.network_mode.clone(),
             Some("none") => "none".to_string(),
@@ -518,6 +528,7 @@ impl<'a> Run<'a> {
         let (dest, sources) = words
             .split_last()
             .ok_or_else(|| BuildError::Internal("no words".into()))?;
+        let (sources, _heredocs) = self.heredoc_sources(st, ins, sources)?;
         let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
         let mut abs = if dest.starts_with('/') {
             dest.clone()

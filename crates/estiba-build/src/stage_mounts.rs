@@ -160,6 +160,14 @@ impl Run<'_> {
             let m = &sm.m;
             let value = match m.kind {
                 Kind::Tmpfs => mounts::tmpfs(m),
+                Kind::File => {
+                    let dir = self.b.temp_dir("script")?;
+                    let file = dir.0.join("script");
+                    let content = m.content.as_deref().unwrap_or_default();
+                    mounts::write_secret(&file, content, m)?;
+                    p._temps.push(dir);
+                    mounts::bind(&file, m, true)
+                }
                 Kind::Secret => match self.opts.secrets.get(&m.id) {
                     None if m.required => {
                         return Err(BuildError::Step(format!("secret {}: not found", m.id)))
