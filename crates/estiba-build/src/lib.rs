@@ -16,6 +16,7 @@ mod stage;
 mod stage_health;
 mod stage_heredoc;
 mod stage_mounts;
+mod stage_onbuild;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -51,7 +51,7 @@ enum Layer<'p> {
 pub(crate) struct State {
     image_id: String,
     /// The image config's `config` object.
-    config: Value,
+    pub(crate) config: Value,
     /// Declared ARGs in order, with their values.
     args: Vec<(String, Option<String>)>,
     shell: Vec<String>,
@@ -96,7 +96,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn say(&self, text: String) {
+    pub(crate) fn say(&self, text: String) {
         if !self.opts.quiet {
             (self.out.borrow_mut())(Output::Stream(text));
         }
@@ -171,7 +171,6 @@ impl<'a> Run<'a> {
             None if base == "scratch" => self.b.images.scratch_image()?,
             None => self.b.images.resolve_id(&base)?,
         };
-        self.say(format!(" ---> {}\n", short_id(&image_id)));
         let (_, full) = self.b.images.config_json(&image_id)?;
         let mut config = full.get("config").cloned().unwrap_or(Value::Null);
         if !config.is_object() {
@@ -189,6 +188,8 @@ impl<'a> Run<'a> {
                 .unwrap_or_default()
                 .to_string(),
         };
+        self.triggers(i, &mut st)?;
+        self.say(format!(" ---> {}\n", short_id(&st.image_id)));
         for ins in &def.instructions {
             self.begin_step(ins);
             self.dispatch(i, &mut st, ins)?;
@@ -230,7 +231,7 @@ impl<'a> Run<'a> {
         expand::words(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         stage: usize,
         st: &mut State,
@@ -290,6 +291,7 @@ impl<'a> Run<'a> {
             }
             "EXPOSE" | "VOLUME" => self.set_entries(st, ins),
             "ONBUILD" => {
+                crate::stage_onbuild::check_trigger(&ins.rest)?;
                 let list = st.config.get("OnBuild").and_then(Value::as_array).cloned();
                 let mut list = list.unwrap_or_default();
                 list.push(json!(ins.rest));
