@@ -179,10 +179,43 @@ fn a_cache_mount_outlives_builds_until_pruned() {
     let last = &layers.last().unwrap().0;
     assert_eq!(last, &vec!["built".to_string()], "{layers:?}");
 
+    // system df: one cache mount record (8 bytes of log, used twice) and the step entries;
+    // the sizes add up to what a prune reclaims.
+    let df = d.api("GET", "/system/df", None);
+    assert_eq!(df.status, 200);
+    let df: serde_json::Value = serde_json::from_slice(&df.body).unwrap();
+    let records = df["BuildCache"].as_array().unwrap().clone();
+    let mounts: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["Type"] == "exec.cachemount")
+        .collect();
+    assert_eq!(mounts.len(), 1, "{df}");
+    assert_eq!(mounts[0]["Size"], 8, "{df}");
+    assert_eq!(mounts[0]["UsageCount"], 2, "{df}");
+    assert_eq!(mounts[0]["Description"], "cached mount id=app", "{df}");
+    assert!(records.iter().any(|r| r["Type"] == "regular"), "{df}");
+    let total: u64 = records.iter().map(|r| r["Size"].as_u64().unwrap()).sum();
+    let summary = d.docker(&["system", "df"]).ok().stdout.clone();
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(line.contains("8B"), "{summary}");
+    let verbose = d.docker(&["system", "df", "-v"]).ok().stdout.clone();
+    assert!(verbose.contains("exec.cachemount"), "{verbose}");
+
     let pruned = d.api("POST", "/build/prune", None);
     assert_eq!(pruned.status, 200);
     let body: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
-    assert!(body["SpaceReclaimed"].as_u64().unwrap() >= 8, "{body}");
+    assert_eq!(body["SpaceReclaimed"].as_u64().unwrap(), total, "{body}");
+    assert_eq!(
+        body["CachesDeleted"].as_array().unwrap().len(),
+        records.len(),
+        "{body}"
+    );
+    let df = d.api("GET", "/system/df", None);
+    let df: serde_json::Value = serde_json::from_slice(&df.body).unwrap();
+    assert_eq!(df["BuildCache"], serde_json::json!([]), "{df}");
     let third = docker_build(&d, &ctx, &["--no-cache", "-t", "c:3"]);
     third.ok();
     assert!(third.stdout.contains("runs=1"), "{third}");

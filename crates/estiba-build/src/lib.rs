@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod copy;
+mod df;
 pub mod expand;
 pub mod layer;
 pub mod mounts;

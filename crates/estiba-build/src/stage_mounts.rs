@@ -28,7 +28,7 @@ pub(crate) struct StepMount {
 /// Cache mounts in use by `sharing=locked` and `private` steps.
 #[derive(Default)]
 pub(crate) struct CacheLocks {
-    busy: Mutex<std::collections::BTreeSet<String>>,
+    pub(crate) busy: Mutex<std::collections::BTreeSet<String>>,
     freed: Condvar,
 }
 
@@ -233,6 +233,7 @@ impl Run<'_> {
         std::fs::create_dir_all(self.b.cache_root())
             .map_err(|e| BuildError::Internal(format!("cache mounts: {e}")))?;
         mounts::ensure_cache_dir(&dir, m)?;
+        crate::df::note_use(&dir, &m.id);
         Ok(dir)
     }
 
@@ -257,51 +258,6 @@ impl Builder {
     /// `<builder>/cache-mounts`: one directory per cache mount ID.
     pub(crate) fn cache_root(&self) -> PathBuf {
         self.root.join("cache-mounts")
-    }
-
-    /// The cache mounts kept across builds: (directory name, bytes, last used).
-    pub fn cache_mounts(&self) -> Vec<(String, u64, std::time::SystemTime)> {
-        let Ok(dir) = std::fs::read_dir(self.cache_root()) else {
-            return Vec::new();
-        };
-        let mut out: Vec<_> = dir
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                // Half-made directories (`<hex>.new-*`) are not caches yet.
-                (!name.contains('.')).then_some(())?;
-                let used = e.metadata().and_then(|m| m.modified()).ok()?;
-                Some((name, estiba_volume::disk_usage(&e.path()), used))
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// Removes every cache mount not in use; returns their names and the bytes freed.
-    pub fn prune_cache_mounts(&self) -> Result<(Vec<String>, u64), BuildError> {
-        let busy: Vec<String> = match self.cache_locks.busy.lock() {
-            Ok(b) => b
-                .iter()
-                .map(|id| mounts::cache_dir(Path::new(""), id))
-                .map(|p| p.display().to_string())
-                .collect(),
-            Err(_) => return Err(BuildError::Internal("cache mount lock poisoned".into())),
-        };
-        let mut removed = Vec::new();
-        let mut bytes = 0;
-        for (name, size, _) in self.cache_mounts() {
-            if busy.contains(&name) {
-                continue;
-            }
-            let path = self.cache_root().join(&name);
-            std::fs::remove_dir_all(&path)
-                .map_err(|e| BuildError::Internal(format!("remove {}: {e}", path.display())))?;
-            removed.push(name);
-            bytes += size;
-        }
-        Ok((removed, bytes))
     }
 }
 

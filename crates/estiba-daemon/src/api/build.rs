@@ -150,6 +150,15 @@ async fn build(
     stream::respond(rx, "application/json", MidStreamError::JsonLine).await
 }
 
+/// `/system/df`'s `BuildCache` rows (cache mounts and step cache entries).
+pub(super) async fn df_rows(state: &SharedState) -> Result<Vec<serde_json::Value>, ApiError> {
+    let builder = Arc::clone(&state.builder);
+    tokio::task::spawn_blocking(move || builder.disk_usage())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// `POST /build/prune`: forgets the build cache (the images it named stay, as with Docker's
 /// classic builder; `image prune` removes the dangling ones) and removes the cache mounts,
 /// whose bytes are the space reclaimed.

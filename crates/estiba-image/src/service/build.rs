@@ -151,6 +151,19 @@ impl ImageService {
         Ok(entries.into_iter().map(|(k, _)| k).collect())
     }
 
+    /// Every cache entry whose image still exists: (key, image ID, the image's `created`).
+    pub fn build_cache_entries(&self) -> Result<Vec<(String, String, String)>, ImageError> {
+        let read = self.store.read().map_err(internal)?;
+        let entries: Vec<(String, String)> = read.scan(BUILD_CACHE, "").map_err(internal)?;
+        let mut out = Vec::new();
+        for (key, id) in entries {
+            if let Some(image) = read.image(&id).map_err(internal)? {
+                out.push((key, id, image.created_rfc3339));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records that `key` produced the image `id`.
     pub fn build_cache_put(&self, key: &str, id: &str) -> Result<(), ImageError> {
         let mut tx = self.store.write().map_err(internal)?;
