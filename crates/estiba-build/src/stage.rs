@@ -33,6 +33,9 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// Largest /etc/passwd or /etc/group read for `--chown` names.
+const MAX_ID_FILE_BYTES: u64 = 4 << 20;
+
 /// Files every RUN container has bind-mounted by the runtime: never part of a layer.
 const RUNTIME_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
 
@@ -549,7 +552,17 @@ impl<'a> Run<'a> {
         }
         let chown = match ins.flag("chown") {
             None => None,
-            Some(c) => Some(parse_chown(c)?),
+            Some(c) => {
+                let image = st.image_id.clone();
+                let images = &self.b.images;
+                let mut lookup = |path: &str, name: &str| {
+                    let text = images
+                        .read_image_file(&image, path, MAX_ID_FILE_BYTES)
+                        .ok()??;
+                    id_in(&String::from_utf8_lossy(&text), name)
+                };
+                Some(parse_chown(c, &mut lookup)?)
+            }
         };
         let chmod = match ins.flag("chmod") {
             None => None,
@@ -841,15 +854,44 @@ fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
     tar.into_inner().map_err(io)
 }
 
-/// `--chown=uid[:gid]` in numbers (names need the image's passwd file: not yet).
-fn parse_chown(s: &str) -> Result<(u64, u64), BuildError> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse::<u64>(), g.parse::<u64>()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(BuildError::Step(format!(
-            "unable to convert uid/gid chown string to host mapping: {s} (only numeric IDs are supported)"
-        ))),
-    }
+/// `--chown=user[:group]` in numbers, names looked up with `lookup(file, name)` in the
+/// image's `/etc/passwd` and `/etc/group` (a lone user is also the group, as Docker does).
+fn parse_chown(
+    s: &str,
+    lookup: &mut dyn FnMut(&str, &str) -> Option<u64>,
+) -> Result<(u64, u64), BuildError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (u, g) = match parts.as_slice() {
+        [u] => (*u, *u),
+        [u, g] => (*u, *g),
+        _ => {
+            return Err(BuildError::Step(format!(
+                "invalid chown string format: {s}"
+            )))
+        }
+    };
+    let fail = |what: &str, kind: &str, name: &str| {
+        BuildError::Step(format!(
+            "unable to convert uid/gid chown string to host mapping: can't find {what} for {kind} {name}: no such {kind}: {name}"
+        ))
+    };
+    let uid = match u.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| fail("uid", "user", u))?,
+    };
+    let gid = match g.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => lookup("/etc/group", g).ok_or_else(|| fail("gid", "group", g))?,
+    };
+    Ok((uid, gid))
+}
+
+/// The ID (third field) of `name` in a passwd or group file.
+fn id_in(file: &str, name: &str) -> Option<u64> {
+    file.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
 }
 
 #[cfg(test)]
@@ -860,9 +902,23 @@ mod tests {
     fn helpers() {
         assert_eq!(clean_abs("/a/./b/../c/"), "/a/c");
         assert_eq!(clean_abs("/"), "/");
-        assert_eq!(parse_chown("1:2").unwrap(), (1, 2));
-        assert_eq!(parse_chown("7").unwrap(), (7, 7));
-        assert!(parse_chown("app").is_err());
+        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+        let group = "root:x:0:\nstaff:x:50:\napp:x:1001:\n";
+        let mut lookup =
+            |f: &str, n: &str| id_in(if f == "/etc/passwd" { passwd } else { group }, n);
+        assert_eq!(parse_chown("1:2", &mut lookup).unwrap(), (1, 2));
+        assert_eq!(parse_chown("7", &mut lookup).unwrap(), (7, 7));
+        assert_eq!(parse_chown("app", &mut lookup).unwrap(), (1000, 1001));
+        assert_eq!(parse_chown("app:staff", &mut lookup).unwrap(), (1000, 50));
+        assert_eq!(parse_chown("5:staff", &mut lookup).unwrap(), (5, 50));
+        let e = parse_chown("nobody:1", &mut lookup)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("can't find uid for user nobody: no such user: nobody"),
+            "{e}"
+        );
+        assert!(parse_chown("a:b:c", &mut lookup).is_err());
         let mut c = json!({});
         obj_entry(&mut c, "Labels").insert("a".into(), json!("b"));
         assert_eq!(c["Labels"]["a"], "b");
