@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub network_mode: String,
     /// Values for `RUN --mount=type=secret` (the `X-Estiba-Build-Secrets` header).
     pub secrets: mounts::Secrets,
+    /// `--cache-from` images (names or IDs; missing ones are skipped, as Docker does).
+    pub cache_from: Vec<String>,
 }
 
 /// What the build reports as it goes.
@@ -182,6 +184,17 @@ impl Builder {
         )?;
         let mut run = stage::Run::new(self, opts, &plan, &ctx.0, out);
         run.epoch = epoch;
+        run.cache_from = opts
+            .cache_from
+            .iter()
+            .filter_map(|n| match self.images.resolve_id(n) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::warn!("Could not look up {n} for cache resolution, skipping: {e}");
+                    None
+                }
+            })
+            .collect();
         let id = run.all()?;
         drop(run);
         let short = short_id(&id);

@@ -75,6 +75,8 @@ pub(crate) struct Run<'a> {
     consumed: BTreeSet<String>,
     /// SOURCE_DATE_EPOCH: layer mtimes clamped and `created` set from it.
     pub(crate) epoch: Option<i64>,
+    /// `--cache-from` image IDs.
+    pub(crate) cache_from: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -96,6 +98,7 @@ impl<'a> Run<'a> {
             global: BTreeMap::new(),
             consumed: BTreeSet::new(),
             epoch: None,
+            cache_from: Vec::new(),
         }
     }
 
@@ -643,8 +646,18 @@ impl<'a> Run<'a> {
         }
         let key = format!("sha256:{}", hex::encode(h.finalize()));
         if !self.opts.no_cache {
-            if let Some(id) = self.b.images.build_cache_get(&key)? {
+            let hit = match self.b.images.build_cache_get(&key)? {
+                Some(id) => Some(id),
+                None => self.b.images.cache_from_match(
+                    &st.image_id,
+                    &self.cache_from,
+                    &created_by,
+                    &st.config,
+                )?,
+            };
+            if let Some(id) = hit {
                 self.say(" ---> Using cache\n".into());
+                self.b.images.build_cache_put(&key, &id)?;
                 st.image_id = id;
                 return Ok(());
             }

@@ -48,6 +48,9 @@ pub(crate) struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long = "network", value_name = "string")]
     pub(crate) network: Option<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub(crate) cache_from: Vec<String>,
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
     /// "id=mysecret,env=VAR")
     #[arg(long = "secret", value_name = "stringArray")]
@@ -140,6 +143,11 @@ pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<(
         ("rm", Some("1".to_string())),
         ("forcerm", a.force_rm.then(|| "1".to_string())),
         ("networkmode", a.network.clone()),
+        (
+            "cachefrom",
+            (!a.cache_from.is_empty())
+                .then(|| serde_json::Value::from(a.cache_from.clone()).to_string()),
+        ),
     ]);
     let mut path = format!("/build{q}");
     for t in &a.tags {

@@ -73,6 +73,7 @@ fn options(params: &Params) -> Result<BuildOptions, ApiError> {
             .unwrap_or_default()
             .to_string(),
         secrets: Default::default(),
+        cache_from: cache_from(params)?,
     })
 }
 
@@ -90,6 +91,30 @@ fn secrets(headers: &HeaderMap) -> Result<estiba_build::mounts::Secrets, ApiErro
     estiba_build::mounts::decode_secrets(text)
         .map(estiba_build::mounts::Secrets)
         .map_err(ApiError::bad_request)
+}
+
+/// Most `cachefrom` images.
+const MAX_CACHE_FROM: usize = 100;
+
+/// `cachefrom`: a JSON array of image names (older clients sent one name per parameter).
+fn cache_from(params: &Params) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for v in params.all("cachefrom") {
+        if v.len() > MAX_JSON_PARAM_BYTES {
+            return Err(ApiError::bad_request("cachefrom is too large"));
+        }
+        match serde_json::from_str::<Vec<String>>(&v) {
+            Ok(list) => out.extend(list),
+            Err(_) if !v.is_empty() => out.push(v),
+            Err(_) => {}
+        }
+    }
+    if out.len() > MAX_CACHE_FROM {
+        return Err(ApiError::bad_request(format!(
+            "too many cachefrom images (at most {MAX_CACHE_FROM})"
+        )));
+    }
+    Ok(out)
 }
 
 fn line(v: &serde_json::Value) -> Bytes {
