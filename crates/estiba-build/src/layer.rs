@@ -35,7 +35,7 @@ pub fn hidden<R: Read + Seek>(layer: &mut R, targets: &[String]) -> io::Result<B
     layer.rewind()?;
     let mut archive = tar::Archive::new(&mut *layer);
     let mut entries: Vec<(u64, String)> = Vec::new();
-    for e in archive.entries()? {
+    for e in archive.entries_with_seek()? {
         let e = e?;
         let path = clean(&format!("/{}", e.path()?.to_string_lossy()));
         entries.push((e.raw_header_position(), path));

@@ -695,8 +695,9 @@ impl<'a> Run<'a> {
             }
         }
         spool.rewind().map_err(io)?;
-        if self.epoch.is_some() || !hide.is_empty() {
-            let drop = crate::layer::hidden(&mut spool, &hide).map_err(io)?;
+        let drop = crate::layer::hidden(&mut spool, &hide).map_err(io)?;
+        // A layer with nothing to drop and no epoch goes to the store as it is.
+        if self.epoch.is_some() || !drop.is_empty() {
             let mut edited = tempfile::tempfile_in(&self.b.root).map_err(io)?;
             let epoch = self.epoch.map(i64::unsigned_abs);
             crate::layer::rewrite(&mut spool, &mut edited, epoch, &drop).map_err(io)?;
