@@ -18,6 +18,7 @@ mod stage_health;
 mod stage_heredoc;
 mod stage_mounts;
 mod stage_onbuild;
+mod stage_parallel;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -119,6 +119,31 @@ impl Plan {
         })
     }
 
+    /// The earlier stages stage `i` uses (FROM, COPY --from, RUN --mount from=), as written
+    /// (`None` when one of those names has a variable, so is known only while building).
+    pub fn deps(&self, i: usize) -> Option<Vec<usize>> {
+        let s = &self.stages[i];
+        let mut names = vec![s.base.as_str()];
+        for ins in &s.instructions {
+            names.extend(ins.flag("from"));
+            for (k, v) in &ins.flags {
+                if k == "mount" {
+                    names.extend(v.split(',').filter_map(|f| f.strip_prefix("from=")));
+                }
+            }
+        }
+        if names.iter().any(|n| n.contains('$')) {
+            return None;
+        }
+        let mut out: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.stage_named(n, i))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
+
     /// The stage a `--from` or FROM value names among the first `before` stages.
     pub fn stage_named(&self, name: &str, before: usize) -> Option<usize> {
         stage_ref(&self.stages[..before.min(self.stages.len())], name)

@@ -66,13 +66,13 @@ pub(crate) struct State {
 pub(crate) struct Run<'a> {
     pub(crate) b: &'a Builder,
     pub(crate) opts: &'a BuildOptions,
-    plan: &'a Plan,
+    pub(crate) plan: &'a Plan,
     pub(crate) ctx: &'a Path,
-    out: RefCell<&'a mut dyn FnMut(Output)>,
-    step: usize,
-    results: Vec<Option<String>>,
-    global: BTreeMap<String, Option<String>>,
-    consumed: BTreeSet<String>,
+    pub(crate) out: RefCell<&'a mut dyn FnMut(Output)>,
+    pub(crate) step: usize,
+    pub(crate) results: Vec<Option<String>>,
+    pub(crate) global: BTreeMap<String, Option<String>>,
+    pub(crate) consumed: BTreeSet<String>,
     /// SOURCE_DATE_EPOCH: layer mtimes clamped and `created` set from it.
     pub(crate) epoch: Option<i64>,
     /// `--cache-from` image IDs.
@@ -123,11 +123,16 @@ impl<'a> Run<'a> {
                 self.global.insert(name, value);
             }
         }
-        let mut last = String::new();
-        for &i in &self.plan.needed {
-            last = self.stage(i)?;
-            self.results[i] = Some(last.clone());
-        }
+        let last = if self.parallel_ok() {
+            self.stages_parallel()?
+        } else {
+            let mut last = String::new();
+            for &i in &self.plan.needed {
+                last = self.stage(i)?;
+                self.results[i] = Some(last.clone());
+            }
+            last
+        };
         let unused: Vec<&String> = self
             .opts
             .build_args
@@ -164,7 +169,7 @@ impl<'a> Run<'a> {
         ));
     }
 
-    fn stage(&mut self, i: usize) -> Result<String, BuildError> {
+    pub(crate) fn stage(&mut self, i: usize) -> Result<String, BuildError> {
         let def = &self.plan.stages[i];
         self.begin_step(&def.from);
         let lookup = |n: &str| self.global.get(n).cloned().flatten();
