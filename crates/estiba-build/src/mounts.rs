@@ -326,8 +326,20 @@ pub fn ensure_cache_dir(dir: &Path, m: &RunMount) -> Result<(), BuildError> {
 
 /// Writes a secret's value to `path` (in a private directory) with the mount's mode and owner.
 pub fn write_secret(path: &Path, value: &[u8], m: &RunMount) -> Result<(), BuildError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| BuildError::Internal(format!("secret {}: {e}", m.id));
-    std::fs::write(path, value).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    // Created private: the value is never readable by others, even for a moment.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(value))
+        .map_err(err)?;
     std::fs::set_permissions(
         path,
         std::fs::Permissions::from_mode(m.mode.unwrap_or(0o400)),

@@ -310,3 +310,50 @@ fn url_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn decode(header: &str) -> serde_json::Value {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let json = b64.decode(header).unwrap();
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&json).unwrap();
+        let plain: serde_json::Map<String, serde_json::Value> = map
+            .into_iter()
+            .map(|(k, v)| {
+                let bytes = b64.decode(v.as_str().unwrap()).unwrap();
+                (k, String::from_utf8(bytes).unwrap().into())
+            })
+            .collect();
+        plain.into()
+    }
+
+    #[test]
+    fn secrets_from_files_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("npmrc");
+        std::fs::write(&file, "token=abc").unwrap();
+        let var = format!("ESTIBA_TEST_SECRET_{}", std::process::id());
+        std::env::set_var(&var, "from-env");
+        let specs = vec![
+            format!("id=npm,src={}", file.display()),
+            format!("src={}", file.display()),
+            format!("id=e,env={var}"),
+        ];
+        let got = decode(&secrets_header(&specs).unwrap());
+        assert_eq!(
+            got,
+            serde_json::json!({"npm": "token=abc", "npmrc": "token=abc", "e": "from-env"})
+        );
+        for bad in [
+            "colour=red".to_string(),
+            "id=x,src=/nonexistent/secret".to_string(),
+            "id=ESTIBA_UNSET_SECRET_VAR".to_string(),
+        ] {
+            assert!(secrets_header(&[bad.clone()]).is_err(), "{bad}");
+        }
+    }
+}
