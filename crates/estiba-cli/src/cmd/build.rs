@@ -353,7 +353,7 @@ mod tests {
             "id=x,src=/nonexistent/secret".to_string(),
             "id=ESTIBA_UNSET_SECRET_VAR".to_string(),
         ] {
-            assert!(secrets_header(&[bad.clone()]).is_err(), "{bad}");
+            assert!(secrets_header(std::slice::from_ref(&bad)).is_err(), "{bad}");
         }
     }
 }
