@@ -273,3 +273,36 @@ fn context_spec(source: &str) -> CopySpec {
         extract_archives: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_exclude_and_release() {
+        let locks = CacheLocks::default();
+        let mut first = Lease {
+            locks: &locks,
+            ids: Vec::new(),
+        };
+        assert!(first.take("c", false).unwrap());
+        let mut second = Lease {
+            locks: &locks,
+            ids: Vec::new(),
+        };
+        // `private` finds it busy; `locked` waits until the first lease goes.
+        assert!(!second.take("c", false).unwrap());
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let mut third = Lease {
+                    locks: &locks,
+                    ids: Vec::new(),
+                };
+                third.take("c", true).unwrap()
+            });
+            drop(first);
+            assert!(waiter.join().unwrap());
+        });
+        assert!(second.take("c", false).unwrap());
+    }
+}
