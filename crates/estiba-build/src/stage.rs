@@ -667,6 +667,34 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
         }
+        let (mut spool, container) = self.layer_file(layer)?;
+        let req = CommitRequest {
+            base_image_id: st.image_id.clone(),
+            config: st.config.clone(),
+            // The throwaway container's ID would make every reproducible build differ.
+            container_id: match self.epoch {
+                Some(_) => String::new(),
+                None => container.clone().unwrap_or_default(),
+            },
+            author: st.author.clone(),
+            created_by,
+            created: self.epoch.map(crate::reproducible::created),
+            ..Default::default()
+        };
+        let id = self.b.images.commit(&req, &mut spool);
+        if let Some(c) = &container {
+            if self.opts.rm || self.opts.force_rm {
+                self.remove_container(c);
+            }
+        }
+        let id = id?;
+        self.b.images.build_cache_put(&key, &id)?;
+        st.image_id = id;
+        Ok(())
+    }
+
+    /// The step's layer tar in a spool file (rewound), and the RUN container's ID.
+    fn layer_file(&self, layer: Layer<'_>) -> Result<(std::fs::File, Option<String>), BuildError> {
         let mut spool = tempfile::tempfile_in(&self.b.root)
             .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
         let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
@@ -709,29 +737,7 @@ impl<'a> Run<'a> {
             edited.rewind().map_err(io)?;
             spool = edited;
         }
-        let req = CommitRequest {
-            base_image_id: st.image_id.clone(),
-            config: st.config.clone(),
-            // The throwaway container's ID would make every reproducible build differ.
-            container_id: match self.epoch {
-                Some(_) => String::new(),
-                None => container.clone().unwrap_or_default(),
-            },
-            author: st.author.clone(),
-            created_by,
-            created: self.epoch.map(crate::reproducible::created),
-            ..Default::default()
-        };
-        let id = self.b.images.commit(&req, &mut spool);
-        if let Some(c) = &container {
-            if self.opts.rm || self.opts.force_rm {
-                self.remove_container(c);
-            }
-        }
-        let id = id?;
-        self.b.images.build_cache_put(&key, &id)?;
-        st.image_id = id;
-        Ok(())
+        Ok((spool, container))
     }
 
     /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
