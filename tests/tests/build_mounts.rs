@@ -276,4 +276,16 @@ fn tmpfs_and_bind_mounts_work_and_leave_no_trace() {
         bad.stdout.contains("not found") || bad.stderr.contains("not found"),
         "{bad}"
     );
+
+    // RUN --network=host needs the build's own --network host (BuildKit's entitlement).
+    let ctx3 = context(
+        &d,
+        &[("Dockerfile", "FROM busybox\nRUN --network=host true\n")],
+    );
+    let host = docker_build(&d, &ctx3, &["-t", "b:host"]);
+    assert_ne!(host.code, 0, "{host}");
+    assert!(
+        host.stderr.contains("network.host is not allowed"),
+        "{host}"
+    );
 }

@@ -485,7 +485,13 @@ impl<'a> Run<'a> {
         let network_mode = match ins.flag("network") {
             None | Some("default") => self.opts.network_mode.clone(),
             Some("none") => "none".to_string(),
-            Some("host") => "host".to_string(),
+            // As BuildKit's entitlement: the build itself must have been allowed the host's.
+            Some("host") if self.opts.network_mode == "host" => "host".to_string(),
+            Some("host") => {
+                return Err(BuildError::Step(
+                    "network.host is not allowed: build with --network host".into(),
+                ))
+            }
             Some(o) => {
                 return Err(BuildError::Step(format!(
                     "unsupported network mode \"{o}\""
