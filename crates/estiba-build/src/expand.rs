@@ -29,6 +29,31 @@ pub fn words(
     process(s, lookup, escape, true)
 }
 
+/// Expands variables only, keeping quotes and other characters as written (heredoc content:
+/// `\$` is a literal `$`).
+pub fn vars_only(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    escape: char,
+) -> Result<String, ExpandError> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '$' => i = dollar(&chars, i, lookup, &mut out, s)?,
+            c if c == escape && chars.get(i) == Some(&'$') => {
+                out.push('$');
+                i += 1;
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 fn process(
     s: &str,
     lookup: &dyn Fn(&str) -> Option<String>,

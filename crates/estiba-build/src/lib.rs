@@ -6,11 +6,19 @@
 
 pub mod context;
 pub mod copy;
+mod df;
 pub mod expand;
+pub mod layer;
+pub mod mounts;
 pub mod parser;
 mod plan;
+pub mod reproducible;
 mod stage;
 mod stage_health;
+mod stage_heredoc;
+mod stage_mounts;
+mod stage_onbuild;
+mod stage_parallel;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -40,6 +48,10 @@ pub struct BuildOptions {
     pub force_rm: bool,
     pub quiet: bool,
     pub network_mode: String,
+    /// Values for `RUN --mount=type=secret` (the `X-Estiba-Build-Secrets` header).
+    pub secrets: mounts::Secrets,
+    /// `--cache-from` images (names or IDs; missing ones are skipped, as Docker does).
+    pub cache_from: Vec<String>,
 }
 
 /// What the build reports as it goes.
@@ -92,6 +104,7 @@ pub struct Builder {
     events: Arc<EventBus>,
     /// `<data-root>/builder`: unpacked contexts and layer spools.
     root: PathBuf,
+    cache_locks: stage_mounts::CacheLocks,
 }
 
 /// A directory removed when dropped.
@@ -119,6 +132,7 @@ impl Builder {
             containers,
             events,
             root,
+            cache_locks: Default::default(),
         })
     }
 
@@ -164,7 +178,24 @@ impl Builder {
         let text = String::from_utf8_lossy(&text);
         let dockerfile = parser::parse(&text)?;
         let plan = Plan::new(dockerfile, opts)?;
+        let epoch = reproducible::epoch(
+            opts.build_args
+                .get(reproducible::SOURCE_DATE_EPOCH)
+                .and_then(|v| v.as_deref()),
+        )?;
         let mut run = stage::Run::new(self, opts, &plan, &ctx.0, out);
+        run.epoch = epoch;
+        run.cache_from = opts
+            .cache_from
+            .iter()
+            .filter_map(|n| match self.images.resolve_id(n) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::warn!("Could not look up {n} for cache resolution, skipping: {e}");
+                    None
+                }
+            })
+            .collect();
         let id = run.all()?;
         drop(run);
         let short = short_id(&id);

@@ -44,7 +44,26 @@ pub struct Instruction {
     pub json: Option<Vec<String>>,
     /// The instruction as written, continuations joined (for `Step N/M : ...`).
     pub original: String,
+    /// Here-documents of RUN, COPY and ADD (`<<EOF` ... `EOF`), in order.
+    pub heredocs: Vec<Heredoc>,
 }
+
+/// One here-document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter (quotes removed): COPY's file name.
+    pub name: String,
+    /// The marker as written in the instruction (`<<-"EOF"`).
+    pub marker: String,
+    /// The lines between the marker's line and the delimiter, each ending in `\n`; leading
+    /// tabs already removed for `<<-`.
+    pub body: String,
+    /// Variables are expanded in COPY's content unless the delimiter was quoted.
+    pub expand: bool,
+}
+
+/// Most bytes of all here-documents of one instruction.
+const MAX_HEREDOC_BYTES: usize = 4 << 20;
 
 impl Instruction {
     pub fn flag(&self, name: &str) -> Option<&str> {
@@ -120,12 +139,84 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         if instructions.len() >= MAX_INSTRUCTIONS {
             return Err(err(start + 1, "too many instructions"));
         }
-        instructions.push(instruction(start + 1, joined.trim())?);
+        let mut ins = instruction(start + 1, joined.trim())?;
+        if matches!(ins.cmd.as_str(), "RUN" | "COPY" | "ADD") && ins.json.is_none() {
+            for (marker, name, strip, expand) in markers(&ins.rest) {
+                let (body, next) = heredoc_body(&lines, i, &name, strip)
+                    .ok_or_else(|| err(start + 1, format!("unterminated heredoc {name}")))?;
+                i = next;
+                ins.heredocs.push(Heredoc {
+                    name,
+                    marker,
+                    body,
+                    expand,
+                });
+            }
+            let total: usize = ins.heredocs.iter().map(|h| h.body.len()).sum();
+            if total > MAX_HEREDOC_BYTES {
+                return Err(err(start + 1, "heredoc is too large"));
+            }
+        }
+        instructions.push(ins);
     }
     Ok(Dockerfile {
         escape,
         instructions,
     })
+}
+
+/// The heredoc markers among the words of `rest`: (marker, delimiter, strip tabs, expand).
+/// A marker is a word `<<EOF`, `<<-EOF`, `<<'EOF'` or `<<"EOF"` (a leading fd number allowed).
+fn markers(rest: &str) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    for word in rest.split_whitespace() {
+        let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(after) = w.strip_prefix("<<") else {
+            continue;
+        };
+        if after.starts_with('<') {
+            continue;
+        }
+        let (strip, after) = match after.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, after),
+        };
+        let quoted = after.len() >= 2
+            && ((after.starts_with('\'') && after.ends_with('\''))
+                || (after.starts_with('"') && after.ends_with('"')));
+        let name = if quoted {
+            &after[1..after.len() - 1]
+        } else {
+            after
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        if valid {
+            out.push((word.to_string(), name.to_string(), strip, !quoted));
+        }
+    }
+    out
+}
+
+/// The heredoc starting at `lines[i]` up to the line `name`; returns it and the next line.
+fn heredoc_body(lines: &[&str], mut i: usize, name: &str, strip: bool) -> Option<(String, usize)> {
+    let mut body = String::new();
+    while i < lines.len() {
+        let line = if strip {
+            lines[i].trim_start_matches('\t')
+        } else {
+            lines[i]
+        };
+        i += 1;
+        if line == name {
+            return Some((body, i));
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+    None
 }
 
 fn is_skippable(line: &str) -> bool {
@@ -211,6 +302,7 @@ fn instruction(line: usize, text: &str) -> Result<Instruction, ParseError> {
         rest: rest.to_string(),
         json,
         original: text.to_string(),
+        heredocs: Vec::new(),
     })
 }
 
@@ -267,6 +359,35 @@ mod tests {
         assert_eq!(copy.rest, "/a /b");
         assert_eq!(df.instructions[1].json, Some(vec!["x".into(), "y".into()]));
         assert_eq!(df.instructions[2].json, None);
+    }
+
+    #[test]
+    fn heredocs() {
+        let text = "FROM a\nRUN <<EOF\necho $A\n\nEOF\nCOPY <<-'X' <<Y /d/\n\tone\nX\n\ttwo\nY\nRUN cat <<<no\nLABEL a=b\n";
+        let df = parse(text).unwrap();
+        let cmds: Vec<&str> = df.instructions.iter().map(|i| i.cmd.as_str()).collect();
+        assert_eq!(cmds, vec!["FROM", "RUN", "COPY", "RUN", "LABEL"]);
+        let run = &df.instructions[1].heredocs;
+        assert_eq!(run.len(), 1);
+        assert_eq!(
+            (run[0].name.as_str(), run[0].body.as_str(), run[0].expand),
+            ("EOF", "echo $A\n\n", true)
+        );
+        let copy = &df.instructions[2].heredocs;
+        assert_eq!(
+            (copy[0].name.as_str(), copy[0].body.as_str(), copy[0].expand),
+            ("X", "one\n", false)
+        );
+        assert_eq!(
+            (copy[1].name.as_str(), copy[1].body.as_str(), copy[1].expand),
+            ("Y", "\ttwo\n", true)
+        );
+        assert_eq!(df.instructions[4].line, 12);
+        let e = parse("FROM a\nRUN <<EOF\nnever ends\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dockerfile parse error line 2: unterminated heredoc EOF"
+        );
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl Plan {
                 original: format!("LABEL {text}"),
                 rest: text,
                 json: None,
+                heredocs: Vec::new(),
             });
         }
         let mut needed = vec![false; stages.len()];
@@ -116,6 +117,31 @@ impl Plan {
             needed,
             total_steps,
         })
+    }
+
+    /// The earlier stages stage `i` uses (FROM, COPY --from, RUN --mount from=), as written
+    /// (`None` when one of those names has a variable, so is known only while building).
+    pub fn deps(&self, i: usize) -> Option<Vec<usize>> {
+        let s = &self.stages[i];
+        let mut names = vec![s.base.as_str()];
+        for ins in &s.instructions {
+            names.extend(ins.flag("from"));
+            for (k, v) in &ins.flags {
+                if k == "mount" {
+                    names.extend(v.split(',').filter_map(|f| f.strip_prefix("from=")));
+                }
+            }
+        }
+        if names.iter().any(|n| n.contains('$')) {
+            return None;
+        }
+        let mut out: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.stage_named(n, i))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
     }
 
     /// The stage a `--from` or FROM value names among the first `before` stages.
@@ -148,7 +174,13 @@ fn mark(stages: &[StageDef], i: usize, needed: &mut [bool]) {
         mark(stages, j, needed);
     }
     for ins in &stages[i].instructions {
-        if let Some(from) = ins.flag("from") {
+        // COPY --from, and RUN --mount=...,from=...
+        let mount_froms = ins
+            .flags
+            .iter()
+            .filter(|(k, _)| k == "mount")
+            .filter_map(|(_, v)| v.split(',').find_map(|f| f.strip_prefix("from=")));
+        for from in ins.flag("from").into_iter().chain(mount_froms) {
             if let Some(j) = stage_ref(earlier, from) {
                 mark(stages, j, needed);
             }

@@ -16,6 +16,7 @@ use crate::copy::{self, CopySpec};
 use crate::expand;
 use crate::parser::Instruction;
 use crate::plan::Plan;
+use crate::stage_mounts::StepMount;
 use crate::{short_id, BuildError, BuildOptions, Builder, Output};
 
 /// Build args every build knows without an ARG (never in history or the cache key).
@@ -32,22 +33,28 @@ const PREDEFINED_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// Largest /etc/passwd or /etc/group read for `--chown` names.
+const MAX_ID_FILE_BYTES: u64 = 4 << 20;
+
+/// Files every RUN container has bind-mounted by the runtime: never part of a layer.
+const RUNTIME_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
+
 /// How a step changes the filesystem.
 enum Layer<'p> {
     None,
     /// A ready layer tar (WORKDIR's directory).
     Tar(Vec<u8>),
-    Run(BuildRun),
+    Run(BuildRun, Vec<StepMount>),
     Copy(&'p Path, CopySpec),
     /// COPY --from: the image's root filesystem is mounted only when the step runs.
     CopyFrom(String, CopySpec),
 }
 
 /// One stage's state between instructions.
-struct State {
+pub(crate) struct State {
     image_id: String,
     /// The image config's `config` object.
-    config: Value,
+    pub(crate) config: Value,
     /// Declared ARGs in order, with their values.
     args: Vec<(String, Option<String>)>,
     shell: Vec<String>,
@@ -57,15 +64,19 @@ struct State {
 
 /// One build in progress.
 pub(crate) struct Run<'a> {
-    b: &'a Builder,
-    opts: &'a BuildOptions,
-    plan: &'a Plan,
-    ctx: &'a Path,
-    out: RefCell<&'a mut dyn FnMut(Output)>,
-    step: usize,
-    results: Vec<Option<String>>,
-    global: BTreeMap<String, Option<String>>,
-    consumed: BTreeSet<String>,
+    pub(crate) b: &'a Builder,
+    pub(crate) opts: &'a BuildOptions,
+    pub(crate) plan: &'a Plan,
+    pub(crate) ctx: &'a Path,
+    pub(crate) out: RefCell<&'a mut dyn FnMut(Output)>,
+    pub(crate) step: usize,
+    pub(crate) results: Vec<Option<String>>,
+    pub(crate) global: BTreeMap<String, Option<String>>,
+    pub(crate) consumed: BTreeSet<String>,
+    /// SOURCE_DATE_EPOCH: layer mtimes clamped and `created` set from it.
+    pub(crate) epoch: Option<i64>,
+    /// `--cache-from` image IDs.
+    pub(crate) cache_from: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -86,10 +97,12 @@ impl<'a> Run<'a> {
             results: vec![None; plan.stages.len()],
             global: BTreeMap::new(),
             consumed: BTreeSet::new(),
+            epoch: None,
+            cache_from: Vec::new(),
         }
     }
 
-    fn say(&self, text: String) {
+    pub(crate) fn say(&self, text: String) {
         if !self.opts.quiet {
             (self.out.borrow_mut())(Output::Stream(text));
         }
@@ -110,16 +123,25 @@ impl<'a> Run<'a> {
                 self.global.insert(name, value);
             }
         }
-        let mut last = String::new();
-        for &i in &self.plan.needed {
-            last = self.stage(i)?;
-            self.results[i] = Some(last.clone());
-        }
+        let last = if self.parallel_ok() {
+            self.stages_parallel()?
+        } else {
+            let mut last = String::new();
+            for &i in &self.plan.needed {
+                last = self.stage(i)?;
+                self.results[i] = Some(last.clone());
+            }
+            last
+        };
         let unused: Vec<&String> = self
             .opts
             .build_args
             .keys()
-            .filter(|k| !self.consumed.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !self.consumed.contains(*k)
+                    && !PREDEFINED_ARGS.contains(&k.as_str())
+                    && k.as_str() != crate::reproducible::SOURCE_DATE_EPOCH
+            })
             .collect();
         if !unused.is_empty() {
             let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -147,7 +169,7 @@ impl<'a> Run<'a> {
         ));
     }
 
-    fn stage(&mut self, i: usize) -> Result<String, BuildError> {
+    pub(crate) fn stage(&mut self, i: usize) -> Result<String, BuildError> {
         let def = &self.plan.stages[i];
         self.begin_step(&def.from);
         let lookup = |n: &str| self.global.get(n).cloned().flatten();
@@ -160,7 +182,6 @@ impl<'a> Run<'a> {
             None if base == "scratch" => self.b.images.scratch_image()?,
             None => self.b.images.resolve_id(&base)?,
         };
-        self.say(format!(" ---> {}\n", short_id(&image_id)));
         let (_, full) = self.b.images.config_json(&image_id)?;
         let mut config = full.get("config").cloned().unwrap_or(Value::Null);
         if !config.is_object() {
@@ -178,6 +199,8 @@ impl<'a> Run<'a> {
                 .unwrap_or_default()
                 .to_string(),
         };
+        self.triggers(i, &mut st)?;
+        self.say(format!(" ---> {}\n", short_id(&st.image_id)));
         for ins in &def.instructions {
             self.begin_step(ins);
             self.dispatch(i, &mut st, ins)?;
@@ -200,7 +223,14 @@ impl<'a> Run<'a> {
         m
     }
 
-    fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
+    /// Heredoc content: variables expanded, quotes kept.
+    pub(crate) fn expand_content(&self, st: &State, s: &str) -> Result<String, BuildError> {
+        let vars = Self::vars(st);
+        let lookup = |n: &str| vars.get(n).cloned();
+        expand::vars_only(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
+    }
+
+    pub(crate) fn expand_word(&self, st: &State, s: &str) -> Result<String, BuildError> {
         let vars = Self::vars(st);
         let lookup = |n: &str| vars.get(n).cloned();
         expand::word(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
@@ -212,7 +242,7 @@ impl<'a> Run<'a> {
         expand::words(s, &lookup, self.plan.escape).map_err(|e| BuildError::Step(e.to_string()))
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         stage: usize,
         st: &mut State,
@@ -272,6 +302,7 @@ impl<'a> Run<'a> {
             }
             "EXPOSE" | "VOLUME" => self.set_entries(st, ins),
             "ONBUILD" => {
+                crate::stage_onbuild::check_trigger(&ins.rest)?;
                 let list = st.config.get("OnBuild").and_then(Value::as_array).cloned();
                 let mut list = list.unwrap_or_default();
                 list.push(json!(ins.rest));
@@ -283,7 +314,7 @@ impl<'a> Run<'a> {
                 set(&mut st.config, "Healthcheck", hc);
                 self.commit(st, nop(format!(" HEALTHCHECK {}", ins.rest)), Layer::None)
             }
-            "RUN" => self.run(st, ins),
+            "RUN" => self.run(stage, st, ins),
             "COPY" | "ADD" => self.copy(stage, st, ins),
             other => Err(BuildError::Step(format!("unknown instruction: {other}"))),
         }
@@ -415,14 +446,16 @@ impl<'a> Run<'a> {
             .collect()
     }
 
-    fn run(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
-        let (argv, shown) = match &ins.json {
-            Some(v) => (v.clone(), v.join(" ")),
-            None => {
+    fn run(&mut self, stage: usize, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let heredoc = crate::stage_heredoc::run_argv(&st.shell, ins);
+        let (argv, shown, script) = match (heredoc, &ins.json) {
+            (Some(h), _) => h,
+            (None, Some(v)) => (v.clone(), v.join(" "), None),
+            (None, None) => {
                 let mut v = st.shell.clone();
                 v.push(ins.rest.clone());
                 let s = v.join(" ");
-                (v, s)
+                (v, s, None)
             }
         };
         let env_keys: BTreeSet<String> = env_list(&st.config)
@@ -447,15 +480,42 @@ impl<'a> Run<'a> {
                 env.push(format!("{p}={v}"));
             }
         }
+        let (mut mounts, mount_key) = self.step_mounts(stage, st, ins)?;
+        mounts.extend(script);
+        let network_mode = match ins.flag("network") {
+            None | Some("default") => self.opts.network_mode.clone(),
+            Some("none") => "none".to_string(),
+            // As BuildKit's entitlement: the build itself must have been allowed the host's.
+            Some("host") if self.opts.network_mode == "host" => "host".to_string(),
+            Some("host") => {
+                return Err(BuildError::Step(
+                    "network.host is not allowed: build with --network host".into(),
+                ))
+            }
+            Some(o) => {
+                return Err(BuildError::Step(format!(
+                    "unsupported network mode \"{o}\""
+                )))
+            }
+        };
+        if let Some(f) = ins
+            .flags
+            .iter()
+            .find(|(k, _)| !matches!(k.as_str(), "mount" | "network"))
+        {
+            return Err(BuildError::Step(format!("unknown flag: --{}", f.0)));
+        }
         let run = BuildRun {
             image_id: st.image_id.clone(),
             argv,
             env,
             working_dir: st.config["WorkingDir"].as_str().unwrap_or("").to_string(),
             user: st.config["User"].as_str().unwrap_or("").to_string(),
-            network_mode: self.opts.network_mode.clone(),
+            network_mode,
+            mounts: Vec::new(),
         };
-        self.commit(st, created_by, Layer::Run(run))
+        let key = format!("{mount_key}{}", ins.flag("network").unwrap_or_default());
+        self.commit_keyed(st, created_by, &key, Layer::Run(run, mounts))
             .map_err(|e| match e {
                 BuildError::RunFailed { code, .. } => BuildError::RunFailed {
                     command: shown,
@@ -487,6 +547,7 @@ impl<'a> Run<'a> {
         let (dest, sources) = words
             .split_last()
             .ok_or_else(|| BuildError::Internal("no words".into()))?;
+        let (sources, _heredocs) = self.heredoc_sources(st, ins, sources)?;
         let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
         let mut abs = if dest.starts_with('/') {
             dest.clone()
@@ -505,7 +566,17 @@ impl<'a> Run<'a> {
         }
         let chown = match ins.flag("chown") {
             None => None,
-            Some(c) => Some(parse_chown(c)?),
+            Some(c) => {
+                let image = st.image_id.clone();
+                let images = &self.b.images;
+                let mut lookup = |path: &str, name: &str| {
+                    let text = images
+                        .read_image_file(&image, path, MAX_ID_FILE_BYTES)
+                        .ok()??;
+                    id_in(&String::from_utf8_lossy(&text), name)
+                };
+                Some(parse_chown(c, &mut lookup)?)
+            }
         };
         let chmod = match ins.flag("chmod") {
             None => None,
@@ -530,12 +601,7 @@ impl<'a> Run<'a> {
             }
             Some(from) => {
                 let from = self.expand_word(st, from)?;
-                let image = match self.plan.stage_named(&from, stage) {
-                    Some(j) => self.results[j]
-                        .clone()
-                        .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built")))?,
-                    None => self.b.images.resolve_id(&from)?,
-                };
+                let image = self.image_for(stage, &from)?;
                 // An image's content is fixed by its ID: the key needs no checksum, and a
                 // hit needs no mount.
                 let created_by = format!(
@@ -547,11 +613,32 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Looks the step up in the cache, else makes its layer and image.
+    /// The image a `--from` names: an earlier stage's result, else an image.
+    pub(crate) fn image_for(&self, stage: usize, from: &str) -> Result<String, BuildError> {
+        match self.plan.stage_named(from, stage) {
+            Some(j) => self.results[j]
+                .clone()
+                .ok_or_else(|| BuildError::Internal(format!("stage {j} was not built"))),
+            None => Ok(self.b.images.resolve_id(from)?),
+        }
+    }
+
     fn commit(
         &mut self,
         st: &mut State,
         created_by: String,
+        layer: Layer<'_>,
+    ) -> Result<(), BuildError> {
+        self.commit_keyed(st, created_by, "", layer)
+    }
+
+    /// Looks the step up in the cache (its key: the parent, the instruction, the config, and
+    /// `extra`), else makes its layer and image.
+    fn commit_keyed(
+        &mut self,
+        st: &mut State,
+        created_by: String,
+        extra: &str,
         layer: Layer<'_>,
     ) -> Result<(), BuildError> {
         let mut h = Sha256::new();
@@ -560,45 +647,44 @@ impl<'a> Run<'a> {
             created_by.as_str(),
             &st.config.to_string(),
             &st.author,
+            extra,
         ] {
             h.update(part.as_bytes());
             h.update(b"\0");
         }
+        if let Some(e) = self.epoch {
+            h.update(format!("SOURCE_DATE_EPOCH={e}\0").as_bytes());
+        }
         let key = format!("sha256:{}", hex::encode(h.finalize()));
         if !self.opts.no_cache {
-            if let Some(id) = self.b.images.build_cache_get(&key)? {
+            let hit = match self.b.images.build_cache_get(&key)? {
+                Some(id) => Some(id),
+                None => self.b.images.cache_from_match(
+                    &st.image_id,
+                    &self.cache_from,
+                    &created_by,
+                    &st.config,
+                )?,
+            };
+            if let Some(id) = hit {
                 self.say(" ---> Using cache\n".into());
+                self.b.images.build_cache_put(&key, &id)?;
                 st.image_id = id;
                 return Ok(());
             }
         }
-        let mut spool = tempfile::tempfile_in(&self.b.root)
-            .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
-        let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
-        let mut container = None;
-        match layer {
-            Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
-            Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
-            Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
-            Layer::CopyFrom(image, spec) => {
-                let mnt = self.b.temp_dir("from")?;
-                let key = format!("build-{:016x}", rand::random::<u64>());
-                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
-                    copy::write_layer(root, &spec, &mut spool)
-                })??
-            }
-            Layer::Run(run) => {
-                let id = self.run_container(&run, &mut spool)?;
-                container = Some(id);
-            }
-        }
-        spool.rewind().map_err(io)?;
+        let (mut spool, container) = self.layer_file(layer)?;
         let req = CommitRequest {
             base_image_id: st.image_id.clone(),
             config: st.config.clone(),
-            container_id: container.clone().unwrap_or_default(),
+            // The throwaway container's ID would make every reproducible build differ.
+            container_id: match self.epoch {
+                Some(_) => String::new(),
+                None => container.clone().unwrap_or_default(),
+            },
             author: st.author.clone(),
             created_by,
+            created: self.epoch.map(crate::reproducible::created),
             ..Default::default()
         };
         let id = self.b.images.commit(&req, &mut spool);
@@ -613,9 +699,56 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The step's layer tar in a spool file (rewound), and the RUN container's ID.
+    fn layer_file(&self, layer: Layer<'_>) -> Result<(std::fs::File, Option<String>), BuildError> {
+        let mut spool = tempfile::tempfile_in(&self.b.root)
+            .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
+        let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
+        let mut container = None;
+        let mut hide = Vec::new();
+        match layer {
+            Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
+            Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
+            Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
+            Layer::CopyFrom(image, spec) => {
+                let mnt = self.b.temp_dir("from")?;
+                let key = format!("build-{:016x}", rand::random::<u64>());
+                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
+                    copy::write_layer(root, &spec, &mut spool)
+                })??
+            }
+            Layer::Run(run, mounts) => {
+                let images: Vec<String> =
+                    mounts.iter().filter_map(|m| m.from_image.clone()).collect();
+                let (id, targets) = self.with_roots(&images, &mut Vec::new(), &mut |roots| {
+                    let prepared = self.prepare(&mounts, roots)?;
+                    let mut run = run.clone();
+                    run.mounts = prepared.mounts.clone();
+                    let id = self.run_container(&run, &mut spool)?;
+                    Ok((id, prepared.targets.clone()))
+                })?;
+                hide = targets;
+                // The files the runtime bind-mounts, as in Docker's init layer.
+                hide.extend(RUNTIME_FILES.iter().map(|f| f.to_string()));
+                container = Some(id);
+            }
+        }
+        spool.rewind().map_err(io)?;
+        let drop = crate::layer::hidden(&mut spool, &hide).map_err(io)?;
+        // A layer with nothing to drop and no epoch goes to the store as it is.
+        if self.epoch.is_some() || !drop.is_empty() {
+            let mut edited = tempfile::tempfile_in(&self.b.root).map_err(io)?;
+            let epoch = self.epoch.map(i64::unsigned_abs);
+            crate::layer::rewrite(&mut spool, &mut edited, epoch, &drop).map_err(io)?;
+            edited.rewind().map_err(io)?;
+            spool = edited;
+        }
+        Ok((spool, container))
+    }
+
     /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
     fn run_container(
-        &mut self,
+        &self,
         run: &BuildRun,
         spool: &mut std::fs::File,
     ) -> Result<String, BuildError> {
@@ -752,15 +885,44 @@ fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
     tar.into_inner().map_err(io)
 }
 
-/// `--chown=uid[:gid]` in numbers (names need the image's passwd file: not yet).
-fn parse_chown(s: &str) -> Result<(u64, u64), BuildError> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse::<u64>(), g.parse::<u64>()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(BuildError::Step(format!(
-            "unable to convert uid/gid chown string to host mapping: {s} (only numeric IDs are supported)"
-        ))),
-    }
+/// `--chown=user[:group]` in numbers, names looked up with `lookup(file, name)` in the
+/// image's `/etc/passwd` and `/etc/group` (a lone user is also the group, as Docker does).
+fn parse_chown(
+    s: &str,
+    lookup: &mut dyn FnMut(&str, &str) -> Option<u64>,
+) -> Result<(u64, u64), BuildError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (u, g) = match parts.as_slice() {
+        [u] => (*u, *u),
+        [u, g] => (*u, *g),
+        _ => {
+            return Err(BuildError::Step(format!(
+                "invalid chown string format: {s}"
+            )))
+        }
+    };
+    let fail = |what: &str, kind: &str, name: &str| {
+        BuildError::Step(format!(
+            "unable to convert uid/gid chown string to host mapping: can't find {what} for {kind} {name}: no such {kind}: {name}"
+        ))
+    };
+    let uid = match u.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| fail("uid", "user", u))?,
+    };
+    let gid = match g.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => lookup("/etc/group", g).ok_or_else(|| fail("gid", "group", g))?,
+    };
+    Ok((uid, gid))
+}
+
+/// The ID (third field) of `name` in a passwd or group file.
+fn id_in(file: &str, name: &str) -> Option<u64> {
+    file.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
 }
 
 #[cfg(test)]
@@ -771,9 +933,23 @@ mod tests {
     fn helpers() {
         assert_eq!(clean_abs("/a/./b/../c/"), "/a/c");
         assert_eq!(clean_abs("/"), "/");
-        assert_eq!(parse_chown("1:2").unwrap(), (1, 2));
-        assert_eq!(parse_chown("7").unwrap(), (7, 7));
-        assert!(parse_chown("app").is_err());
+        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+        let group = "root:x:0:\nstaff:x:50:\napp:x:1001:\n";
+        let mut lookup =
+            |f: &str, n: &str| id_in(if f == "/etc/passwd" { passwd } else { group }, n);
+        assert_eq!(parse_chown("1:2", &mut lookup).unwrap(), (1, 2));
+        assert_eq!(parse_chown("7", &mut lookup).unwrap(), (7, 7));
+        assert_eq!(parse_chown("app", &mut lookup).unwrap(), (1000, 1001));
+        assert_eq!(parse_chown("app:staff", &mut lookup).unwrap(), (1000, 50));
+        assert_eq!(parse_chown("5:staff", &mut lookup).unwrap(), (5, 50));
+        let e = parse_chown("nobody:1", &mut lookup)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("can't find uid for user nobody: no such user: nobody"),
+            "{e}"
+        );
+        assert!(parse_chown("a:b:c", &mut lookup).is_err());
         let mut c = json!({});
         obj_entry(&mut c, "Labels").insert("a".into(), json!("b"));
         assert_eq!(c["Labels"]["a"], "b");

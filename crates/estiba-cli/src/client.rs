@@ -92,12 +92,19 @@ pub(crate) struct Client {
     version: Option<String>,
     /// X-Registry-Auth for pull and push (base64url JSON credentials).
     registry_auth: Option<String>,
+    /// More headers for the following requests (`estiba build --secret`).
+    extra_headers: Vec<(String, String)>,
 }
 
 impl Client {
     /// Sends `auth` as X-Registry-Auth on the following requests.
     pub(crate) fn set_registry_auth(&mut self, auth: Option<String>) {
         self.registry_auth = auth;
+    }
+
+    /// Sends the header `name: value` on the following requests.
+    pub(crate) fn add_header(&mut self, name: &str, value: String) {
+        self.extra_headers.push((name.to_string(), value));
     }
 
     pub(crate) fn new(host: &str) -> anyhow::Result<Client> {
@@ -107,6 +114,7 @@ impl Client {
             endpoint,
             sender: None,
             registry_auth: None,
+            extra_headers: Vec::new(),
             version: None,
         })
     }
@@ -209,6 +217,9 @@ impl Client {
         if let Some(auth) = &self.registry_auth {
             b = b.header("x-registry-auth", auth);
         }
+        for (k, v) in &self.extra_headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
         b.body(body).context("building the request")
     }
 
@@ -246,6 +257,7 @@ impl Client {
             endpoint: self.endpoint.clone(),
             sender: None,
             registry_auth: None,
+            extra_headers: Vec::new(),
             version: self.version.clone(),
         }
     }

@@ -26,6 +26,51 @@ pub struct BuildRun {
     pub user: String,
     /// `networkmode` of the build ("" for the daemon's default).
     pub network_mode: String,
+    /// `RUN --mount`s in `HostConfig.Mounts` form.
+    pub mounts: Vec<serde_json::Value>,
+}
+
+/// Strips the stdcopy frame headers (stream byte, 3 zeros, big-endian length) of a
+/// multiplexed log stream, passing the payloads through.
+struct Demux<'a> {
+    out: &'a mut dyn Write,
+    header: [u8; 8],
+    have: usize,
+    left: usize,
+}
+
+impl Write for Demux<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.left == 0 {
+                let n = (8 - self.have).min(rest.len());
+                self.header[self.have..self.have + n].copy_from_slice(&rest[..n]);
+                self.have += n;
+                rest = &rest[n..];
+                if self.have == 8 {
+                    let len = [
+                        self.header[4],
+                        self.header[5],
+                        self.header[6],
+                        self.header[7],
+                    ];
+                    self.left = u32::from_be_bytes(len) as usize;
+                    self.have = 0;
+                }
+                continue;
+            }
+            let n = self.left.min(rest.len());
+            self.out.write_all(&rest[..n])?;
+            self.left -= n;
+            rest = &rest[n..];
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 impl ContainerService {
@@ -53,6 +98,7 @@ impl ContainerService {
             },
             host: HostOptions {
                 network_mode: run.network_mode.clone(),
+                mounts: run.mounts.clone(),
                 ..Default::default()
             },
         };
@@ -67,7 +113,14 @@ impl ContainerService {
             follow: true,
             ..Default::default()
         };
-        if let Err(e) = self.logs(&id, &opts, out) {
+        // The log stream is multiplexed (8-byte frame headers): the build wants the text.
+        let mut demux = Demux {
+            out,
+            header: [0; 8],
+            have: 0,
+            left: 0,
+        };
+        if let Err(e) = self.logs(&id, &opts, &mut demux) {
             return Err(self.remove_after(&id, e));
         }
         let c = self.get(&id)?;
@@ -93,5 +146,31 @@ impl ContainerService {
             tracing::warn!("remove build container {id}: {r}");
         }
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_stripped_however_they_are_split() {
+        let mut framed = vec![1, 0, 0, 0, 0, 0, 0, 4];
+        framed.extend_from_slice(b"one\n");
+        framed.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 3]);
+        framed.extend_from_slice(b"two");
+        for chunk in [1, 3, 8, 100] {
+            let mut got = Vec::new();
+            let mut d = Demux {
+                out: &mut got,
+                header: [0; 8],
+                have: 0,
+                left: 0,
+            };
+            for part in framed.chunks(chunk) {
+                d.write_all(part).unwrap();
+            }
+            assert_eq!(got, b"one\ntwo", "chunks of {chunk}");
+        }
     }
 }

@@ -101,6 +101,7 @@ impl ContainerService {
             created_by: record.config.cmd.clone().unwrap_or_default().join(" "),
             repo: opts.repo.clone().filter(|r| !r.is_empty()),
             tag: opts.tag.clone().filter(|t| !t.is_empty()),
+            created: None,
         };
         let id = self.images.commit(&req, &mut spool)?;
         self.publish(

@@ -6,6 +6,7 @@
 //! and the files after. Whatever a crash leaves unreferenced is collected by [`ImageService::open`].
 
 mod build;
+mod build_cache_from;
 mod commit;
 mod filters;
 mod load;

@@ -81,7 +81,7 @@ pub(crate) fn is_empty_dir(dir: &Path) -> io::Result<bool> {
 /// The destination is written through descriptors only (`mkdirat`, `openat` with `O_NOFOLLOW`
 /// and `O_EXCL`, `f*` calls for attributes): another container that shares the volume and
 /// swaps a directory for a symlink mid-copy cannot redirect a write out of the volume.
-pub(crate) fn copy_up(source: &Path, dest: &Path) -> io::Result<bool> {
+pub fn copy_up(source: &Path, dest: &Path) -> io::Result<bool> {
     let Ok(meta) = fs::symlink_metadata(source) else {
         return Ok(false);
     };
@@ -193,7 +193,7 @@ fn link_attributes(dir: BorrowedFd<'_>, name: &OsStr, meta: &fs::Metadata) -> io
 }
 
 /// Apparent bytes of the regular files under `dir`; 0 if unreadable.
-pub(crate) fn disk_usage(dir: &Path) -> u64 {
+pub fn disk_usage(dir: &Path) -> u64 {
     fn walk(dir: &Path, depth: usize) -> u64 {
         if depth > MAX_DEPTH {
             return 0;

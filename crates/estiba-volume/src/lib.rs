@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use archive::{MAX_IMPORT_ENTRIES, MAX_IMPORT_ENTRY_NAME_BYTES};
 pub use copy::resolve_in_root;
+pub use copy::{copy_up, disk_usage};
 pub use name::validate_name;
 
 /// The label Docker 23+ puts on anonymous volumes.

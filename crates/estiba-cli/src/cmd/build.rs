@@ -48,6 +48,13 @@ pub(crate) struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long = "network", value_name = "string")]
     pub(crate) network: Option<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub(crate) cache_from: Vec<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub(crate) secrets: Vec<String>,
     #[arg(hide = true, value_name = "PATH | URL | -")]
     pub(crate) args: Vec<String>,
 }
@@ -73,9 +80,26 @@ fn pairs_json(items: &[String], from_env: bool) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// `--build-arg`s as JSON, with SOURCE_DATE_EPOCH from the environment unless given
+/// (BuildKit's convention for reproducible builds).
+fn build_args_json(items: &[String]) -> String {
+    const EPOCH: &str = "SOURCE_DATE_EPOCH";
+    let mut items = items.to_vec();
+    let given = items
+        .iter()
+        .any(|i| i.split_once('=').map_or(i.as_str(), |(k, _)| k) == EPOCH);
+    if !given && std::env::var_os(EPOCH).is_some() {
+        items.push(EPOCH.to_string());
+    }
+    pairs_json(&items, true)
+}
+
 /// `estiba build [OPTIONS] PATH | -`.
 pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<()> {
     check_args("build", &a.args, Arity::Exactly(1))?;
+    if !a.secrets.is_empty() {
+        client.add_header("x-estiba-build-secrets", secrets_header(&a.secrets)?);
+    }
     let source = a.args[0].clone();
     let (tar, dockerfile) = if source == "-" {
         let mut text = Vec::new();
@@ -112,13 +136,18 @@ pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<(
     let q = query(&[
         ("dockerfile", Some(dockerfile)),
         ("target", a.target.clone()),
-        ("buildargs", Some(pairs_json(&a.build_args, true))),
+        ("buildargs", Some(build_args_json(&a.build_args))),
         ("labels", Some(pairs_json(&a.labels, false))),
         ("nocache", a.no_cache.then(|| "1".to_string())),
         ("q", a.quiet.then(|| "1".to_string())),
         ("rm", Some("1".to_string())),
         ("forcerm", a.force_rm.then(|| "1".to_string())),
         ("networkmode", a.network.clone()),
+        (
+            "cachefrom",
+            (!a.cache_from.is_empty())
+                .then(|| serde_json::Value::from(a.cache_from.clone()).to_string()),
+        ),
     ]);
     let mut path = format!("/build{q}");
     for t in &a.tags {
@@ -140,6 +169,60 @@ pub(crate) async fn build(client: &mut Client, a: BuildArgs) -> anyhow::Result<(
         Err(_) => bail!("sending the build context failed"),
     }
     display_json_messages(resp.into_body()).await
+}
+
+/// Largest secret file read.
+const MAX_SECRET_BYTES: u64 = 512 << 10;
+
+/// `--secret` values as the daemon's `X-Estiba-Build-Secrets` header: base64 of a JSON object
+/// from ID to the base64 of the value (the classic protocol has no session to carry them).
+fn secrets_header(specs: &[String]) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut map = serde_json::Map::new();
+    for spec in specs {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(v.to_string()),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => bail!("invalid secret {spec:?}: unexpected field {field:?}"),
+            }
+        }
+        let id = match (id, &src, &env) {
+            (Some(id), _, _) => id,
+            (None, Some(s), _) => Path::new(s)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, None, Some(e)) => e.clone(),
+            (None, None, None) => bail!("invalid secret {spec:?}: id required"),
+        };
+        let value = match (src, env) {
+            (Some(path), _) => {
+                let mut v = Vec::new();
+                std::fs::File::open(&path)
+                    .with_context(|| format!("failed to open secret {id}: {path}"))?
+                    .take(MAX_SECRET_BYTES + 1)
+                    .read_to_end(&mut v)?;
+                if v.len() as u64 > MAX_SECRET_BYTES {
+                    bail!("secret {id} is too large");
+                }
+                v
+            }
+            (None, Some(var)) => std::env::var(&var)
+                .with_context(|| format!("secret {id}: environment variable {var} is not set"))?
+                .into_bytes(),
+            (None, None) => match std::env::var(&id) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => bail!("secret {id}: no src, and no environment variable {id}"),
+            },
+        };
+        map.insert(id, serde_json::Value::String(b64.encode(value)));
+    }
+    Ok(b64.encode(serde_json::Value::Object(map).to_string()))
 }
 
 enum Source {
@@ -226,4 +309,51 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn decode(header: &str) -> serde_json::Value {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let json = b64.decode(header).unwrap();
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&json).unwrap();
+        let plain: serde_json::Map<String, serde_json::Value> = map
+            .into_iter()
+            .map(|(k, v)| {
+                let bytes = b64.decode(v.as_str().unwrap()).unwrap();
+                (k, String::from_utf8(bytes).unwrap().into())
+            })
+            .collect();
+        plain.into()
+    }
+
+    #[test]
+    fn secrets_from_files_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("npmrc");
+        std::fs::write(&file, "token=abc").unwrap();
+        let var = format!("ESTIBA_TEST_SECRET_{}", std::process::id());
+        std::env::set_var(&var, "from-env");
+        let specs = vec![
+            format!("id=npm,src={}", file.display()),
+            format!("src={}", file.display()),
+            format!("id=e,env={var}"),
+        ];
+        let got = decode(&secrets_header(&specs).unwrap());
+        assert_eq!(
+            got,
+            serde_json::json!({"npm": "token=abc", "npmrc": "token=abc", "e": "from-env"})
+        );
+        for bad in [
+            "colour=red".to_string(),
+            "id=x,src=/nonexistent/secret".to_string(),
+            "id=ESTIBA_UNSET_SECRET_VAR".to_string(),
+        ] {
+            assert!(secrets_header(std::slice::from_ref(&bad)).is_err(), "{bad}");
+        }
+    }
 }

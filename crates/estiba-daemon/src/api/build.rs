@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -71,7 +72,49 @@ fn options(params: &Params) -> Result<BuildOptions, ApiError> {
             .filter(|m| *m != "default")
             .unwrap_or_default()
             .to_string(),
+        secrets: Default::default(),
+        cache_from: cache_from(params)?,
     })
+}
+
+/// The build's secrets: the classic protocol has no session, so `estiba build --secret` sends
+/// them in this header (base64 of a JSON object from ID to base64 value), never in the URL.
+const SECRETS_HEADER: &str = "x-estiba-build-secrets";
+
+fn secrets(headers: &HeaderMap) -> Result<estiba_build::mounts::Secrets, ApiError> {
+    let Some(v) = headers.get(SECRETS_HEADER) else {
+        return Ok(Default::default());
+    };
+    let text = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid secrets header"))?;
+    estiba_build::mounts::decode_secrets(text)
+        .map(estiba_build::mounts::Secrets)
+        .map_err(ApiError::bad_request)
+}
+
+/// Most `cachefrom` images.
+const MAX_CACHE_FROM: usize = 100;
+
+/// `cachefrom`: a JSON array of image names (older clients sent one name per parameter).
+fn cache_from(params: &Params) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::new();
+    for v in params.all("cachefrom") {
+        if v.len() > MAX_JSON_PARAM_BYTES {
+            return Err(ApiError::bad_request("cachefrom is too large"));
+        }
+        match serde_json::from_str::<Vec<String>>(&v) {
+            Ok(list) => out.extend(list),
+            Err(_) if !v.is_empty() => out.push(v),
+            Err(_) => {}
+        }
+    }
+    if out.len() > MAX_CACHE_FROM {
+        return Err(ApiError::bad_request(format!(
+            "too many cachefrom images (at most {MAX_CACHE_FROM})"
+        )));
+    }
+    Ok(out)
 }
 
 fn line(v: &serde_json::Value) -> Bytes {
@@ -81,8 +124,16 @@ fn line(v: &serde_json::Value) -> Bytes {
 }
 
 /// `POST /build`.
-async fn build(State(state): State<SharedState>, params: Params, body: Body) -> Response {
-    let opts = match options(&params) {
+async fn build(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    params: Params,
+    body: Body,
+) -> Response {
+    let opts = match options(&params).and_then(|mut o| {
+        o.secrets = secrets(&headers)?;
+        Ok(o)
+    }) {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -124,16 +175,35 @@ async fn build(State(state): State<SharedState>, params: Params, body: Body) -> 
     stream::respond(rx, "application/json", MidStreamError::JsonLine).await
 }
 
+/// `/system/df`'s `BuildCache` rows (cache mounts and step cache entries).
+pub(super) async fn df_rows(state: &SharedState) -> Result<Vec<serde_json::Value>, ApiError> {
+    let builder = Arc::clone(&state.builder);
+    tokio::task::spawn_blocking(move || builder.disk_usage())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// `POST /build/prune`: forgets the build cache (the images it named stay, as with Docker's
-/// classic builder; `image prune` removes the dangling ones).
+/// classic builder; `image prune` removes the dangling ones) and removes the cache mounts,
+/// whose bytes are the space reclaimed.
 async fn prune(State(state): State<SharedState>) -> Response {
     let images = Arc::clone(&state.images);
-    let result = tokio::task::spawn_blocking(move || images.build_cache_prune()).await;
+    let builder = Arc::clone(&state.builder);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut keys = images.build_cache_prune().map_err(ApiError::from)?;
+        let (mounts, bytes) = builder
+            .prune_cache_mounts()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        keys.extend(mounts);
+        Ok::<_, ApiError>((keys, bytes))
+    })
+    .await;
     match result {
-        Ok(Ok(keys)) => {
-            axum::Json(json!({ "CachesDeleted": keys, "SpaceReclaimed": 0 })).into_response()
+        Ok(Ok((keys, bytes))) => {
+            axum::Json(json!({ "CachesDeleted": keys, "SpaceReclaimed": bytes })).into_response()
         }
-        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
 }

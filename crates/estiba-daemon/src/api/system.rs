@@ -266,7 +266,7 @@ pub(super) async fn df(
         images,
         containers: Vec::new(),
         volumes: super::volumes::df_rows(&state).await?,
-        build_cache: Vec::new(),
+        build_cache: super::build::df_rows(&state).await?,
     }))
 }
 

@@ -54,6 +54,52 @@ impl ImageService {
             .any(|d| std::fs::symlink_metadata(d.join(rel)).is_ok()))
     }
 
+    /// The content of the regular file `path` (absolute) in the image, from the topmost layer
+    /// that has it (a symlink or other type there reads as absent); at most `max` bytes.
+    pub fn read_image_file(
+        &self,
+        id: &str,
+        path: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, ImageError> {
+        use std::io::Read;
+        let read = self.store.read().map_err(internal)?;
+        let (record, _) = resolve(&read, id)?;
+        drop(read);
+        let Some(top) = record.chain_ids.last() else {
+            return Ok(None);
+        };
+        let top = Digest::parse(top).map_err(internal)?;
+        let dirs = self.snapshots.dirs(top.hex()).map_err(internal)?;
+        let rel = path.trim_start_matches('/');
+        for d in std::iter::once(&dirs.upper).chain(dirs.lower.iter()) {
+            // A symlink on the way would be followed on the host: such a path reads as absent.
+            let mut dir = d.clone();
+            let parents: Vec<&str> = rel.split('/').collect();
+            let mut linked = false;
+            for part in &parents[..parents.len().saturating_sub(1)] {
+                dir.push(part);
+                linked |= std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink());
+            }
+            if linked {
+                return Ok(None);
+            }
+            let p = d.join(rel);
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if !meta.is_file() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            std::fs::File::open(&p)
+                .and_then(|f| f.take(max).read_to_end(&mut out))
+                .map_err(internal)?;
+            return Ok(Some(out));
+        }
+        Ok(None)
+    }
+
     /// Runs `f` on the image's root filesystem, mounted read-write (changes are thrown away)
     /// at `target` (an empty directory) under the temporary snapshot `key`.
     pub fn with_rootfs<T>(
@@ -149,6 +195,19 @@ impl ImageService {
         }
         tx.commit().map_err(internal)?;
         Ok(entries.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Every cache entry whose image still exists: (key, image ID, the image's `created`).
+    pub fn build_cache_entries(&self) -> Result<Vec<(String, String, String)>, ImageError> {
+        let read = self.store.read().map_err(internal)?;
+        let entries: Vec<(String, String)> = read.scan(BUILD_CACHE, "").map_err(internal)?;
+        let mut out = Vec::new();
+        for (key, id) in entries {
+            if let Some(image) = read.image(&id).map_err(internal)? {
+                out.push((key, id, image.created_rfc3339));
+            }
+        }
+        Ok(out)
     }
 
     /// Records that `key` produced the image `id`.

@@ -33,6 +33,9 @@ pub struct CommitRequest {
     /// `repo` and optional tag to give the new image.
     pub repo: Option<String>,
     pub tag: Option<String>,
+    /// The image's and history entry's `created` (RFC 3339); `None` for now. A build with
+    /// SOURCE_DATE_EPOCH sets it so that two builds give the same config.
+    pub created: Option<String>,
 }
 
 /// Largest layer a commit accepts.
@@ -128,7 +131,9 @@ impl ImageService {
             });
         }
 
-        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let created = req.created.clone().unwrap_or_else(|| {
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        });
         edit_config(&mut config, req, &created, &diff_ids, empty);
         let bytes = serde_json::to_vec(&config).map_err(internal)?;
         let stored = self.content.ingest_bytes(&bytes).map_err(internal)?;

@@ -1,0 +1,86 @@
+//! `--cache-from`: with the step cache pruned, a build that names an earlier image as cache
+//! source takes every step from it (the last step is the image itself), a changed step and
+//! those after it run, and without the flag nothing hits.
+
+use std::path::{Path, PathBuf};
+
+use estiba_e2e::{run_command, testimg, Cli, CmdOutput, Daemon};
+
+fn daemon_with_busybox() -> Daemon {
+    let d = Daemon::start();
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    d
+}
+
+fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
+    for (name, content) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+fn docker_build(d: &Daemon, ctx: &Path, args: &[&str]) -> CmdOutput {
+    let mut full = vec!["build"];
+    full.extend_from_slice(args);
+    full.push(ctx.to_str().unwrap());
+    let mut cmd = d.command(Cli::Docker, &full);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    run_command(cmd, None)
+}
+
+fn id(d: &Daemon, name: &str) -> String {
+    d.docker(&["image", "inspect", "-f", "{{.Id}}", name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+const DOCKERFILE: &str =
+    "FROM busybox\nRUN echo one > /one\nENV X=1\nCOPY f /f\nRUN echo two > /two\n";
+
+#[test]
+fn cache_from_an_image_serves_the_steps() {
+    let d = daemon_with_busybox();
+    let ctx = context(&d, &[("Dockerfile", DOCKERFILE), ("f", "content\n")]);
+    docker_build(&d, &ctx, &["-t", "app:1"]).ok();
+    d.docker(&["builder", "prune", "-f"]).ok();
+
+    let out = docker_build(&d, &ctx, &["--cache-from", "app:1", "-t", "app:2"]);
+    out.ok();
+    assert_eq!(out.stdout.matches(" ---> Using cache").count(), 4, "{out}");
+    assert!(!out.stdout.contains("Running in"), "{out}");
+    assert_eq!(id(&d, "app:2"), id(&d, "app:1"));
+    let two = d
+        .docker(&["run", "--rm", "app:2", "cat", "/one", "/f", "/two"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(two, "one\ncontent\ntwo\n");
+
+    // A changed last step: the first three come from app:1, the last runs.
+    d.docker(&["builder", "prune", "-f"]).ok();
+    let changed = DOCKERFILE.replace("echo two", "echo 2");
+    std::fs::write(ctx.join("Dockerfile"), changed).unwrap();
+    let out = docker_build(&d, &ctx, &["--cache-from", "app:1", "-t", "app:3"]);
+    out.ok();
+    assert_eq!(out.stdout.matches(" ---> Using cache").count(), 3, "{out}");
+    assert_eq!(out.stdout.matches("Running in").count(), 1, "{out}");
+    let three = d
+        .docker(&["run", "--rm", "app:3", "cat", "/one", "/two"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(three, "one\n2\n");
+
+    // Without --cache-from (and with an unknown cache source) nothing hits.
+    d.docker(&["builder", "prune", "-f"]).ok();
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    let out = docker_build(&d, &ctx, &["--cache-from", "nope:1", "-t", "app:4"]);
+    out.ok();
+    assert!(!out.stdout.contains("Using cache"), "{out}");
+}
