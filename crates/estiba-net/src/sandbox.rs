@@ -138,6 +138,10 @@ impl NetworkService {
                 net.name
             )));
         }
+        if net.driver == "bridge" {
+            // The bridge's rules (queued by network create) are in force before it is used.
+            self.nft_flush()?;
+        }
         let rec = self.allocate(req, net, ep, index)?;
         let ip = rec.ip.ok_or_else(|| internal("no address"))?;
         let subnet = Cidr::parse(&net.subnet).ok_or_else(|| internal("bad subnet"))?;
@@ -164,6 +168,10 @@ impl NetworkService {
                 .map_err(internal)?
                 .ok_or_else(|| internal("veth vanished"))?;
             host.set_up(h, Some(br)).map_err(internal)?;
+            if net.option_false("com.docker.network.bridge.enable_icc") {
+                host.set_port_isolated(h)
+                    .map_err(|e| internal(format!("isolate {}: {e}", rec.host_if)))?;
+            }
         } else {
             let parent = host
                 .link_index(&net.interface)
@@ -438,7 +446,7 @@ impl NetworkService {
         for ep in &eps {
             if let (Some(nl), false) = (host.as_mut(), ep.host_if.is_empty()) {
                 if let Ok(Some(i)) = nl.link_index(&ep.host_if) {
-                    let _ = nl.del_link(i);
+                    self.reaper().delete(nl, &ep.host_if, i);
                 }
             }
         }
