@@ -309,6 +309,13 @@ impl NetworkService {
         let mut tx = self.store().write().map_err(internal)?;
         tx.put(ENDPOINTS, &ep_key(&req.container_id, &net.id), &rec)
             .map_err(internal)?;
+        if index == 0 && self.container(&req.container_id).0.is_none() {
+            // Without ports the sandbox record is final now: one commit (fsync) instead of two.
+            if let Some(sb) = portless_sandbox(req, &self.netns_path(&req.container_id)) {
+                tx.put(SANDBOXES, &req.container_id, &sb)
+                    .map_err(internal)?;
+            }
+        }
         tx.commit().map_err(internal)?;
         Ok(rec)
     }
@@ -384,6 +391,10 @@ impl NetworkService {
             ports,
             exposed: exposed.into_iter().collect(),
         };
+        if portless_sandbox(req, path).as_ref() == Some(&sb) {
+            // Already recorded with the first endpoint.
+            return Ok(());
+        }
         // Recorded before the rules exist, so a failure or crash in between is torn down.
         let mut tx = self.store().write().map_err(internal)?;
         tx.put(SANDBOXES, &req.container_id, &sb)
@@ -607,6 +618,20 @@ impl NetworkService {
         self.publish("disconnect", &net, Some(container_id));
         Ok(())
     }
+}
+
+/// The sandbox record of a container that publishes no port (`None` when it does).
+fn portless_sandbox(req: &SandboxRequest, path: &std::path::Path) -> Option<SandboxRecord> {
+    if !req.port_bindings.is_empty() || req.publish_all {
+        return None;
+    }
+    let exposed: BTreeSet<String> = req.exposed.iter().cloned().collect();
+    Some(SandboxRecord {
+        container_id: req.container_id.clone(),
+        netns: path.display().to_string(),
+        ports: Vec::new(),
+        exposed: exposed.into_iter().collect(),
+    })
 }
 
 fn port_free(proto: &str, addr: &str, port: u16) -> bool {
