@@ -1,4 +1,4 @@
-//! Many create/start/rm cycles on the default bridge and a user network, with published ports,
+//! 500 create/start/rm cycles (the count) on the default bridge and a user network, with published ports,
 //! leave no veth, nftables element, address allocation or namespace behind.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use estiba_e2e::{disk, run_command, testimg, wait_until, Daemon};
 
 /// Containers run (with `--rm`), `BATCH` at a time.
-const RUNS: usize = 240;
+const RUNS: usize = 500;
 const BATCH: usize = 8;
 /// How long teardown may take to settle after the last command returned.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -104,5 +104,9 @@ fn create_start_rm_cycles_leave_nothing_behind() {
         assert_eq!(out.ok().stdout.trim(), "0", "{network} still has endpoints");
     }
     d.docker(&["network", "rm", "cycles"]).ok();
-    assert!(!Path::new("/sys/class/net").join(&user_bridge).exists());
+    // The bridge is taken down at once and deleted in the background.
+    let gone = wait_until(SETTLE, || {
+        !Path::new("/sys/class/net").join(&user_bridge).exists()
+    });
+    assert!(gone, "bridge {user_bridge} left behind");
 }

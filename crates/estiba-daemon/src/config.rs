@@ -114,6 +114,10 @@ const KEYS: &[(&str, &str)] = &[
     ("max_concurrent_downloads", "max-concurrent-downloads"),
     ("max_concurrent_uploads", "max-concurrent-uploads"),
     ("default_runtime", "default-runtime"),
+    ("bridge", "bridge"),
+    ("bip", "bip"),
+    ("default_address_pools", "default-address-pools"),
+    ("mtu", "mtu"),
 ];
 
 /// daemon.json keys that have no flag here.
@@ -251,6 +255,7 @@ fn flag_values(flags: &Flags) -> BTreeMap<&'static str, Value> {
     m.insert("registry-mirrors", list(&flags.registry_mirrors));
     m.insert("labels", list(&flags.labels));
     m.insert("debug", Value::from(flags.debug));
+    crate::netconfig::flag_values(&flags.net, &mut m);
     let optional = [
         ("data-root", path(&flags.data_root)),
         ("exec-root", path(&flags.exec_root)),
@@ -463,7 +468,7 @@ pub(crate) fn merge(
         }
     }
     Ok(Config {
-        net: flags.net.clone(),
+        net: crate::netconfig::merge_file(&flags.net, file)?,
         hosts,
         data_root,
         exec_root,

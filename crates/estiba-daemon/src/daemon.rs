@@ -222,6 +222,8 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
     if state.config.net.net_cleanup_on_exit {
         state.networks.teardown_all();
     }
+    // Links taken down by a removal are deleted in the background: finish that.
+    state.networks.drain();
     // Blocking work still running (a load) is abandoned; its writes are crash-safe.
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(held);

@@ -1,8 +1,15 @@
-//! The network service's configuration from the daemon's networking flags.
+//! The network service's configuration from the daemon's networking flags and daemon.json's
+//! network keys.
+
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
+use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, NetFlags};
+
+/// Most `default-address-pools` entries daemon.json may give.
+const MAX_POOLS: usize = 256;
 
 /// Longest Linux interface name.
 const MAX_IFNAME: usize = 15;
@@ -43,4 +50,155 @@ pub(crate) fn net_config(config: &Config) -> Result<estiba_net::NetConfig> {
     net.nft_table = t.clone();
     net.mtu = f.mtu;
     Ok(net)
+}
+
+/// The networking flags as daemon.json values (for the flag/file conflict check).
+pub(crate) fn flag_values(f: &NetFlags, m: &mut BTreeMap<&'static str, Value>) {
+    if let Some(b) = &f.bridge {
+        m.insert("bridge", Value::from(b.clone()));
+    }
+    if let Some(b) = &f.bip {
+        m.insert("bip", Value::from(b.clone()));
+    }
+    if !f.default_address_pools.is_empty() {
+        m.insert(
+            "default-address-pools",
+            Value::from(f.default_address_pools.clone()),
+        );
+    }
+    if let Some(mtu) = f.mtu {
+        m.insert("mtu", Value::from(mtu));
+    }
+}
+
+/// The flags with daemon.json's `bridge`, `bip`, `default-address-pools` (dockerd's
+/// `[{"base": "10.10.0.0/16", "size": 24}]`) and `mtu` filled in (a key in both is refused
+/// before this).
+pub(crate) fn merge_file(f: &NetFlags, file: &Map<String, Value>) -> Result<NetFlags, ConfigError> {
+    let bad = |key: &str, reason: &str| ConfigError::Value {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut net = f.clone();
+    for (key, slot) in [("bridge", &mut net.bridge), ("bip", &mut net.bip)] {
+        match file.get(key) {
+            None => {}
+            Some(Value::String(s)) => *slot = Some(s.clone()),
+            Some(_) => return Err(bad(key, "expected a string")),
+        }
+    }
+    match file.get("mtu") {
+        None => {}
+        Some(v) => {
+            let mtu = v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("mtu", "expected a non-negative integer"))?;
+            net.mtu = Some(mtu);
+        }
+    }
+    const KEY: &str = "default-address-pools";
+    match file.get(KEY) {
+        None => {}
+        Some(Value::Array(pools)) if pools.len() <= MAX_POOLS => {
+            for p in pools {
+                let base = p.get("base").and_then(Value::as_str);
+                let size = p.get("size").and_then(Value::as_u64);
+                match (base, size) {
+                    (Some(base), Some(size)) => net
+                        .default_address_pools
+                        .push(format!("base={base},size={size}")),
+                    _ => {
+                        return Err(bad(
+                            KEY,
+                            "expected a list of {\"base\": CIDR, \"size\": N} objects",
+                        ))
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(bad(
+                KEY,
+                "expected a list of {\"base\": CIDR, \"size\": N} objects",
+            ))
+        }
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+    use serde_json::json;
+
+    use crate::config::{given_flags, merge, Flags};
+
+    fn merged(args: &[&str], file: Value) -> Result<NetFlags, String> {
+        let mut argv = vec!["estibad"];
+        argv.extend_from_slice(args);
+        let matches = Flags::command()
+            .try_get_matches_from(argv)
+            .map_err(|e| e.to_string())?;
+        let flags = Flags::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        let given = given_flags(&flags, &matches);
+        let file = file.as_object().cloned().unwrap_or_default();
+        merge(
+            &flags,
+            &given,
+            Some(&file),
+            Some(std::path::Path::new("/etc/d.json")),
+        )
+        .map(|c| c.net)
+        .map_err(|e| e.to_string())
+    }
+
+    use super::*;
+
+    #[test]
+    fn daemon_json_network_keys() {
+        let net = merged(
+            &[],
+            json!({"bridge": "br9", "bip": "10.1.2.1/24", "mtu": 1400,
+                   "default-address-pools": [{"base": "10.9.0.0/16", "size": 24}]}),
+        )
+        .unwrap();
+        assert_eq!(net.bridge.as_deref(), Some("br9"));
+        assert_eq!(net.bip.as_deref(), Some("10.1.2.1/24"));
+        assert_eq!(net.mtu, Some(1400));
+        assert_eq!(net.default_address_pools, ["base=10.9.0.0/16,size=24"]);
+        // Flags alone still work, and the file may set what the flags leave alone.
+        let net = merged(&["--mtu", "1300"], json!({"bridge": "none"})).unwrap();
+        assert_eq!((net.bridge.as_deref(), net.mtu), (Some("none"), Some(1300)));
+    }
+
+    #[test]
+    fn daemon_json_network_keys_refuse_bad_values_and_conflicts() {
+        for (file, want) in [
+            (
+                json!({"mtu": "x"}),
+                "invalid value for mtu: expected a non-negative integer",
+            ),
+            (
+                json!({"bip": 3}),
+                "invalid value for bip: expected a string",
+            ),
+            (
+                json!({"default-address-pools": [{"base": "10.9.0.0/16"}]}),
+                "invalid value for default-address-pools",
+            ),
+            (
+                json!({"default-address-pools": "10.9.0.0/16"}),
+                "invalid value for default-address-pools",
+            ),
+        ] {
+            let err = merged(&[], file).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+        let err = merged(&["--bip", "10.1.1.1/24"], json!({"bip": "10.2.2.1/24"})).unwrap_err();
+        assert!(
+            err.contains("specified both as a flag and in the configuration file: bip: (from flag: 10.1.1.1/24, from file: 10.2.2.1/24)"),
+            "{err}"
+        );
+    }
 }

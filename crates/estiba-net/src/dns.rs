@@ -1,17 +1,19 @@
-//! The embedded DNS server of user-defined networks: a UDP socket on 127.0.0.11:53 inside each
+//! The embedded DNS server of user-defined networks: UDP and TCP on 127.0.0.11:53 inside each
 //! container's namespace, answering container names, aliases and short IDs of the networks the
-//! container shares with them, and forwarding everything else to the upstream resolvers.
+//! container shares with them (and PTR queries for their addresses, as
+//! `<name>.<network>`), and forwarding everything else to the upstream resolvers.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::{internal, netns, NetError, NetworkService};
 
@@ -25,6 +27,10 @@ const POLL: Duration = Duration::from_millis(500);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 /// TTL of answers about containers (Docker's 600).
 const TTL: u32 = 600;
+/// How long a TCP client may take to send a query.
+const TCP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most queries answered on one TCP connection.
+const TCP_MAX_QUERIES: usize = 16;
 
 /// The running servers, by container ID.
 #[derive(Default)]
@@ -75,9 +81,11 @@ impl NetworkService {
         upstream: Vec<SocketAddr>,
     ) -> Result<(), NetError> {
         let socket = netns::run_in(path, || {
-            let s = UdpSocket::bind((DNS_ADDR, 53))?;
-            s.set_read_timeout(Some(POLL))?;
-            Ok(s)
+            let udp = UdpSocket::bind((DNS_ADDR, 53))?;
+            udp.set_nonblocking(true)?;
+            let tcp = TcpListener::bind((DNS_ADDR, 53))?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
         })
         .map_err(|e| internal(format!("embedded DNS: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -120,25 +128,95 @@ impl NetworkService {
         }
         out
     }
+
+    /// `<name>.<network>` of the container that has `ip` on a user-defined network shared with
+    /// `container_id`.
+    fn reverse(&self, container_id: &str, ip: Ipv4Addr) -> Option<String> {
+        let (_, mine) = self.container(container_id);
+        for ep in &mine {
+            let Ok(net) = self.get(&ep.network_id) else {
+                continue;
+            };
+            if net.predefined {
+                continue;
+            }
+            let eps = self.endpoints(Some(&net.id)).unwrap_or_default();
+            if let Some(other) = eps.iter().find(|o| o.ip == Some(ip)) {
+                return Some(format!("{}.{}.", other.container_name, net.name));
+            }
+        }
+        None
+    }
 }
 
 fn serve(
     svc: Weak<NetworkService>,
     id: &str,
-    socket: &UdpSocket,
+    (udp, tcp): &(UdpSocket, TcpListener),
     stop: &AtomicBool,
     upstream: &[SocketAddr],
 ) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: POLL.as_nanos().try_into().unwrap_or(500_000_000),
+    };
     while !stop.load(Ordering::Relaxed) {
-        let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+        let mut fds = [
+            PollFd::new(udp, PollFlags::IN),
+            PollFd::new(tcp, PollFlags::IN),
+        ];
+        if poll(&mut fds, Some(&timeout)).is_err() {
+            std::thread::sleep(POLL);
             continue;
-        };
+        }
+        let (udp_ready, tcp_ready) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
         let Some(svc) = svc.upgrade() else { return };
-        let Some(answer) = answer(&svc, id, &buf[..n], upstream) else {
-            continue;
+        if udp_ready {
+            while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+                if let Some(answer) = answer(&svc, id, &buf[..n], upstream) {
+                    let _ = udp.send_to(&answer, peer);
+                }
+            }
+        }
+        if tcp_ready {
+            while let Ok((conn, _)) = tcp.accept() {
+                serve_tcp(&svc, id, conn, upstream);
+            }
+        }
+    }
+}
+
+/// Answers the length-prefixed queries of one TCP connection (RFC 7766), bounded in count and
+/// time.
+fn serve_tcp(svc: &NetworkService, id: &str, mut conn: TcpStream, upstream: &[SocketAddr]) {
+    if conn.set_nonblocking(false).is_err()
+        || conn.set_read_timeout(Some(TCP_TIMEOUT)).is_err()
+        || conn.set_write_timeout(Some(TCP_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    for _ in 0..TCP_MAX_QUERIES {
+        let mut len = [0u8; 2];
+        if conn.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if conn.read_exact(&mut query).is_err() {
+            return;
+        }
+        let Some(reply) = answer(svc, id, &query, upstream) else {
+            return;
         };
-        let _ = socket.send_to(&answer, peer);
+        let Ok(n) = u16::try_from(reply.len()) else {
+            return;
+        };
+        let mut out = n.to_be_bytes().to_vec();
+        out.extend_from_slice(&reply);
+        if conn.write_all(&out).is_err() {
+            return;
+        }
     }
 }
 
@@ -156,25 +234,33 @@ fn answer(
     let q = msg.queries().first()?.clone();
     let name = q.name().to_ascii();
     let name = name.trim_end_matches('.');
+    if q.query_type() == RecordType::PTR {
+        let target = reverse_v4(name)
+            .and_then(|ip| svc.reverse(id, ip))
+            .and_then(|n| Name::from_ascii(n).ok());
+        return match target {
+            Some(target) => {
+                let mut r = reply_to(&msg);
+                r.add_query(q.clone());
+                r.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    TTL,
+                    RData::PTR(PTR(target)),
+                ));
+                r.to_vec().ok()
+            }
+            None => forward(query, upstream).or_else(|| servfail(&msg)),
+        };
+    }
     let ips = if name.contains('.') {
         Vec::new()
     } else {
         svc.lookup(id, name)
     };
     if ips.is_empty() {
-        return forward(query, upstream).or_else(|| {
-            let mut r = Message::error_msg(msg.id(), msg.op_code(), ResponseCode::ServFail);
-            r.add_query(q.clone());
-            r.to_vec().ok()
-        });
+        return forward(query, upstream).or_else(|| servfail(&msg));
     }
-    let mut r = Message::new();
-    r.set_id(msg.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(msg.op_code())
-        .set_recursion_desired(msg.recursion_desired())
-        .set_recursion_available(true)
-        .set_authoritative(true);
+    let mut r = reply_to(&msg);
     r.add_query(q.clone());
     if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
         for ip in ips {
@@ -182,6 +268,42 @@ fn answer(
         }
     }
     r.to_vec().ok()
+}
+
+/// An authoritative, empty response to `msg`.
+fn reply_to(msg: &Message) -> Message {
+    let mut r = Message::new();
+    r.set_id(msg.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(msg.op_code())
+        .set_recursion_desired(msg.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true);
+    r
+}
+
+fn servfail(msg: &Message) -> Option<Vec<u8>> {
+    let mut r = Message::error_msg(msg.id(), msg.op_code(), ResponseCode::ServFail);
+    if let Some(q) = msg.queries().first() {
+        r.add_query(q.clone());
+    }
+    r.to_vec().ok()
+}
+
+/// `4.3.2.1.in-addr.arpa` → 1.2.3.4.
+fn reverse_v4(name: &str) -> Option<Ipv4Addr> {
+    let rest = name
+        .to_ascii_lowercase()
+        .strip_suffix(".in-addr.arpa")?
+        .to_string();
+    let octets: Vec<u8> = rest
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<Vec<u8>>>()?;
+    match octets.as_slice() {
+        [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
+        _ => None,
+    }
 }
 
 fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
@@ -206,4 +328,29 @@ fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_v4("2.0.18.172.in-addr.arpa"),
+            Some(Ipv4Addr::new(172, 18, 0, 2))
+        );
+        assert_eq!(
+            reverse_v4("2.0.18.172.IN-ADDR.ARPA"),
+            Some(Ipv4Addr::new(172, 18, 0, 2))
+        );
+        for bad in [
+            "0.18.172.in-addr.arpa",
+            "x.0.18.172.in-addr.arpa",
+            "2.0.18.172.ip6.arpa",
+            "256.0.0.1.in-addr.arpa",
+        ] {
+            assert_eq!(reverse_v4(bad), None, "{bad}");
+        }
+    }
 }

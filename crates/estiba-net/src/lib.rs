@@ -7,6 +7,8 @@ mod model;
 mod netlink;
 mod netns;
 mod nft;
+mod nft_worker;
+mod reaper;
 mod sandbox;
 
 use std::collections::BTreeMap;
@@ -113,6 +115,10 @@ pub struct NetworkService {
     lock: Mutex<()>,
     /// Embedded DNS servers of containers on user-defined networks.
     dns: dns::DnsServers,
+    /// Links taken down and being deleted in the background.
+    reaper: reaper::Reaper,
+    /// Rebuilt nftables chains being applied in the background.
+    nft: nft_worker::NftWorker,
 }
 
 impl NetworkService {
@@ -133,6 +139,8 @@ impl NetworkService {
             config,
             lock: Mutex::new(()),
             dns: Default::default(),
+            reaper: Default::default(),
+            nft: Default::default(),
         });
         svc.init_predefined()?;
         Ok(svc)
@@ -140,6 +148,20 @@ impl NetworkService {
 
     pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (bounded) until links taken down are deleted; the daemon calls it before exiting.
+    pub fn drain(&self) {
+        self.reaper.drain();
+    }
+
+    /// Waits for queued nftables rulesets; their last failure.
+    pub(crate) fn nft_flush(&self) -> Result<(), NetError> {
+        self.nft.flush().map_err(internal)
+    }
+
+    pub(crate) fn reaper(&self) -> &reaper::Reaper {
+        &self.reaper
     }
 
     pub(crate) fn config(&self) -> &NetConfig {

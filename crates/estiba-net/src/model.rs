@@ -40,6 +40,24 @@ pub struct NetworkRecord {
     pub predefined: bool,
 }
 
+impl NetworkRecord {
+    /// Whether driver option `key` is set to false (`enable_icc`, `enable_ip_masquerade`).
+    pub fn option_false(&self, key: &str) -> bool {
+        self.options
+            .get(key)
+            .is_some_and(|v| parse_bool(v) == Some(false))
+    }
+}
+
+/// Go's `strconv.ParseBool`, which Docker uses for driver options.
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// A container's attachment to a network.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -12,8 +12,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode,
+    InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -180,6 +180,31 @@ impl Netlink {
         if let Some(master) = master {
             m.attributes.push(LinkAttribute::Controller(master));
         }
+        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)?;
+        Ok(())
+    }
+
+    /// Marks a bridge port isolated: it cannot reach the bridge's other isolated ports (the
+    /// bridge's own address stays reachable). The bridge driver's `enable_icc=false`.
+    pub(crate) fn set_port_isolated(&mut self, index: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(
+                true,
+            )])),
+        ]));
+        // Port (slave) data is changed by RTM_NEWLINK without NLM_F_CREATE, as `ip link set`.
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_ACK)?;
+        Ok(())
+    }
+
+    /// Takes a link down.
+    pub(crate) fn set_down(&mut self, index: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.header.change_mask |= LinkFlags::Up;
         self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)?;
         Ok(())
     }

@@ -101,6 +101,8 @@ impl NetworkService {
             }
         }
         self.sync_nft()?;
+        // At start-up the ruleset is applied before the daemon answers: a broken nft shows here.
+        self.nft_flush()?;
         Ok(())
     }
 
@@ -139,6 +141,7 @@ impl NetworkService {
 
     /// Creates the Linux bridge of a bridge network if missing, with its gateway address, up.
     pub(crate) fn ensure_bridge(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        self.reaper().wait_for(&rec.interface);
         let mut nl = Netlink::open().map_err(internal)?;
         let index = match nl.link_index(&rec.interface).map_err(internal)? {
             Some(i) => i,
@@ -163,7 +166,8 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Rebuilds this daemon's nftables chains from the bridge networks.
+    /// Queues the rebuild of this daemon's nftables chains from the bridge networks (applied in
+    /// the background; [`NetworkService::nft_flush`] waits for it).
     pub(crate) fn sync_nft(&self) -> Result<(), NetError> {
         let rules: Vec<BridgeRules> = self
             .list()?
@@ -172,21 +176,16 @@ impl NetworkService {
             .filter_map(|n| {
                 Some(BridgeRules {
                     subnet: Cidr::parse(&n.subnet)?,
-                    masquerade: n
-                        .options
-                        .get("com.docker.network.bridge.enable_ip_masquerade")
-                        .is_none_or(|v| v != "false"),
+                    masquerade: !n.option_false("com.docker.network.bridge.enable_ip_masquerade"),
                     internal: n.internal,
                     bridge: n.interface,
                 })
             })
             .collect();
-        if rules.is_empty() {
-            // No bridge (`-b none` and no user bridges): this daemon keeps no table at all.
-            let _ = nft::delete_table(&self.config().nft_table);
-            return Ok(());
-        }
-        nft::sync(&self.config().nft_table, &rules).map_err(internal)
+        // No bridge (`-b none` and no user bridges): the script drops the table.
+        self.nft
+            .queue(nft::script(&self.config().nft_table, &rules));
+        Ok(())
     }
 
     /// `POST /networks/create`.
@@ -235,6 +234,19 @@ impl NetworkService {
             return Err(NetError::InvalidParameter(format!(
                 "bridge name {interface} is too long"
             )));
+        }
+        for key in [
+            "com.docker.network.bridge.enable_icc",
+            "com.docker.network.bridge.enable_ip_masquerade",
+        ] {
+            if let Some(v) = options.get(key) {
+                if crate::model::parse_bool(v).is_none() {
+                    // Docker answers 500 here.
+                    return Err(NetError::Internal(format!(
+                        "failed to parse {key} value: {v} (strconv.ParseBool: parsing \"{v}\": invalid syntax)"
+                    )));
+                }
+            }
         }
         let mtu = match options.get("com.docker.network.driver.mtu") {
             Some(v) => Some(
@@ -330,10 +342,11 @@ impl NetworkService {
         Ok((cidr, gw, true))
     }
 
+    /// Takes the bridge down (its routes go at once) and deletes it in the background.
     fn delete_bridge(&self, name: &str) {
         if let Ok(mut nl) = Netlink::open() {
             if let Ok(Some(i)) = nl.link_index(name) {
-                let _ = nl.del_link(i);
+                self.reaper().delete(&mut nl, name, i);
             }
         }
     }
@@ -394,7 +407,9 @@ impl NetworkService {
                 self.delete_bridge(&n.interface);
             }
         }
+        let _ = self.nft_flush();
         let _ = nft::delete_table(&self.config().nft_table);
+        self.reaper().drain();
     }
 
     /// Whether the store knows this network's ID (used by the reader of other modules).

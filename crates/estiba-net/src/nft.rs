@@ -31,7 +31,7 @@ pub struct PortMap {
 }
 
 /// Runs `nft -f -` with `script`.
-fn run(script: &str) -> Result<(), String> {
+pub(crate) fn run(script: &str) -> Result<(), String> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -55,8 +55,12 @@ fn run(script: &str) -> Result<(), String> {
     }
 }
 
-/// Creates the table (idempotent) and rebuilds its chains for `bridges`.
-pub(crate) fn sync(table: &str, bridges: &[BridgeRules]) -> Result<(), String> {
+/// The script that creates the table (idempotent) and rebuilds its chains for `bridges`; with
+/// no bridge, the script removes the table (this daemon then keeps none).
+pub(crate) fn script(table: &str, bridges: &[BridgeRules]) -> String {
+    if bridges.is_empty() {
+        return format!("table ip {table} {{ }}\ndelete table ip {table}\n");
+    }
     let mut s = format!(
         "table ip {table} {{
   map ports {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
@@ -116,7 +120,7 @@ add rule ip {table} output fib daddr type local jump publish
             ));
         }
     }
-    run(&s)
+    s
 }
 
 fn elements(ports: &[PortMap]) -> (Vec<String>, Vec<String>) {

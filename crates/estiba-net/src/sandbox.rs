@@ -138,6 +138,10 @@ impl NetworkService {
                 net.name
             )));
         }
+        if net.driver == "bridge" {
+            // The bridge's rules (queued by network create) are in force before it is used.
+            self.nft_flush()?;
+        }
         let rec = self.allocate(req, net, ep, index)?;
         let ip = rec.ip.ok_or_else(|| internal("no address"))?;
         let subnet = Cidr::parse(&net.subnet).ok_or_else(|| internal("bad subnet"))?;
@@ -164,6 +168,10 @@ impl NetworkService {
                 .map_err(internal)?
                 .ok_or_else(|| internal("veth vanished"))?;
             host.set_up(h, Some(br)).map_err(internal)?;
+            if net.option_false("com.docker.network.bridge.enable_icc") {
+                host.set_port_isolated(h)
+                    .map_err(|e| internal(format!("isolate {}: {e}", rec.host_if)))?;
+            }
         } else {
             let parent = host
                 .link_index(&net.interface)
@@ -301,6 +309,13 @@ impl NetworkService {
         let mut tx = self.store().write().map_err(internal)?;
         tx.put(ENDPOINTS, &ep_key(&req.container_id, &net.id), &rec)
             .map_err(internal)?;
+        if index == 0 && self.container(&req.container_id).0.is_none() {
+            // Without ports the sandbox record is final now: one commit (fsync) instead of two.
+            if let Some(sb) = portless_sandbox(req, &self.netns_path(&req.container_id)) {
+                tx.put(SANDBOXES, &req.container_id, &sb)
+                    .map_err(internal)?;
+            }
+        }
         tx.commit().map_err(internal)?;
         Ok(rec)
     }
@@ -376,6 +391,10 @@ impl NetworkService {
             ports,
             exposed: exposed.into_iter().collect(),
         };
+        if portless_sandbox(req, path).as_ref() == Some(&sb) {
+            // Already recorded with the first endpoint.
+            return Ok(());
+        }
         // Recorded before the rules exist, so a failure or crash in between is torn down.
         let mut tx = self.store().write().map_err(internal)?;
         tx.put(SANDBOXES, &req.container_id, &sb)
@@ -438,7 +457,7 @@ impl NetworkService {
         for ep in &eps {
             if let (Some(nl), false) = (host.as_mut(), ep.host_if.is_empty()) {
                 if let Ok(Some(i)) = nl.link_index(&ep.host_if) {
-                    let _ = nl.del_link(i);
+                    self.reaper().delete(nl, &ep.host_if, i);
                 }
             }
         }
@@ -599,6 +618,20 @@ impl NetworkService {
         self.publish("disconnect", &net, Some(container_id));
         Ok(())
     }
+}
+
+/// The sandbox record of a container that publishes no port (`None` when it does).
+fn portless_sandbox(req: &SandboxRequest, path: &std::path::Path) -> Option<SandboxRecord> {
+    if !req.port_bindings.is_empty() || req.publish_all {
+        return None;
+    }
+    let exposed: BTreeSet<String> = req.exposed.iter().cloned().collect();
+    Some(SandboxRecord {
+        container_id: req.container_id.clone(),
+        netns: path.display().to_string(),
+        ports: Vec::new(),
+        exposed: exposed.into_iter().collect(),
+    })
 }
 
 fn port_free(proto: &str, addr: &str, port: u16) -> bool {
