@@ -444,11 +444,24 @@ fn put_manifest(reg: &Registry, repo: &str, tag: &str, media: &str, body: &serde
     );
 }
 
-/// Serves one real image (manifest, config, one layer) as `cut/img:1`; the first GET of the
-/// layer sends half the blob and drops the connection, as a registry killed mid-blob would.
-fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// What the cutting server saw and does.
+#[derive(Default)]
+struct CutState {
+    /// The Range header of each layer GET (None: a plain GET).
+    layer_ranges: Vec<Option<String>>,
+    /// While true the server drops every connection unanswered (a dead registry).
+    down: bool,
+}
+
+/// Serves one real image (manifest, config, one layer) as `cut/img:1`, answering Range
+/// requests with 206. The first GET of the layer sends half the blob and drops the
+/// connection, as a registry killed mid-blob would; with `die`, the server then stays down
+/// (every connection dropped) until the test sets `down` back to false.
+fn serve_cut_image(
+    img: &TestImage,
+    die: bool,
+) -> (u16, std::sync::Arc<std::sync::Mutex<CutState>>) {
     use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let layer = img.layers[0].clone();
     let sha = |b: &[u8]| testimg::sha256_digest(b);
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -472,20 +485,29 @@ fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::A
         ),
         (format!("/v2/cut/img/blobs/{}", sha(&layer)), layer.clone()),
     ]);
-    let layer_gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let state = std::sync::Arc::new(std::sync::Mutex::new(CutState::default()));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let gets = std::sync::Arc::clone(&layer_gets);
+    let st = std::sync::Arc::clone(&state);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { break };
+            if st.lock().expect("state").down {
+                continue;
+            }
             let mut reader = BufReader::new(conn.try_clone().expect("clone"));
             let mut request = String::new();
             let _ = reader.read_line(&mut request);
+            let mut range = None;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("range") {
+                        range = Some(v.trim().to_string());
+                    }
                 }
             }
             let path = request
@@ -505,41 +527,105 @@ fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::A
             } else {
                 "application/octet-stream"
             };
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
+            let from = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < body.len() && is_layer);
+            let head = match from {
+                Some(n) => format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nContent-Range: bytes {n}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len() - 1,
+                    body.len(),
+                    body.len() - n
+                ),
+                None => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                ),
+            };
             let _ = conn.write_all(head.as_bytes());
-            if is_layer && gets.fetch_add(1, Ordering::SeqCst) == 0 {
-                let _ = conn.write_all(&body[..body.len() / 2]);
-                // Dropping the connection here is the registry dying mid-blob.
-                continue;
+            if is_layer {
+                let mut s = st.lock().expect("state");
+                s.layer_ranges.push(range.clone());
+                if s.layer_ranges.len() == 1 {
+                    let _ = conn.write_all(&body[..body.len() / 2]);
+                    // Dropping the connection here is the registry dying mid-blob.
+                    s.down = die;
+                    continue;
+                }
             }
-            let _ = conn.write_all(body);
+            let _ = conn.write_all(&body[from.unwrap_or(0)..]);
         }
     });
-    (port, layer_gets)
+    (port, state)
 }
 
 #[test]
-fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_completes() {
+fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_resumes() {
     let img = busybox();
-    let (port, layer_gets) = serve_cut_image(&img);
+    let (port, state) = serve_cut_image(&img, true);
     let d = Daemon::start();
     let name = format!("127.0.0.1:{port}/cut/img:1");
-    let blobs_before = count_files(&d.content_dir());
+    let blobs = d.content_dir().join("blobs");
+    let blobs_before = count_files(&blobs);
     let cut = d.docker(&["pull", &name]);
     cut.fails_with(1);
-    assert_eq!(
-        layer_gets.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "{cut}"
+    assert!(
+        cut.stderr.contains("error pulling layer"),
+        "a clear error: {cut}"
     );
+    assert_eq!(state.lock().expect("state").layer_ranges.len(), 1, "{cut}");
     assert!(d.image_ids().is_empty(), "no image after a cut blob: {cut}");
-    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    assert_eq!(count_files(&blobs), blobs_before, "no blob kept");
+    assert!(
+        d.content_dir()
+            .join("ingest")
+            .read_dir()
+            .is_ok_and(|mut rd| rd.next().is_some()),
+        "the partial download is kept for a resume"
+    );
+    // The registry comes back: the pull resumes where the cut left off.
+    state.lock().expect("state").down = false;
     let retry = d.docker(&["pull", &name]);
     retry.ok();
     assert!(d.image_ids().contains(&img.id()), "{retry}");
+    let half = img.layers[0].len() / 2;
+    let ranges = state.lock().expect("state").layer_ranges.clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(
+        ranges[1].as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
+    let run = d.docker(&["run", "--rm", &name, "cat", "/etc/hostname"]);
+    run.ok();
+}
+
+#[test]
+fn a_connection_cut_mid_blob_is_resumed_within_the_pull() {
+    let img = busybox();
+    let (port, state) = serve_cut_image(&img, false);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let out = d.docker(&["pull", &name]);
+    out.ok();
+    assert!(d.image_ids().contains(&img.id()), "{out}");
+    let half = img.layers[0].len() / 2;
+    let ranges = state.lock().expect("state").layer_ranges.clone();
+    assert_eq!(
+        ranges,
+        vec![None, Some(format!("bytes={half}-"))],
+        "one cut GET, then one Range GET"
+    );
+    assert!(
+        !d.content_dir()
+            .join("ingest")
+            .read_dir()
+            .map(|mut rd| rd.next().is_some())
+            .unwrap_or(false),
+        "no partial download left behind"
+    );
 }
 
 /// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the

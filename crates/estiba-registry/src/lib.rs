@@ -6,6 +6,7 @@
 //! and pass Docker's error texts through; push likewise streams files with progress.
 
 mod client;
+mod layer;
 mod pull;
 mod push;
 
@@ -96,6 +97,8 @@ pub struct RegistryService {
     #[allow(dead_code)]
     events: Arc<EventBus>,
     config: RegistryConfig,
+    /// Layer fetches under way, shared by concurrent pulls.
+    inflight: Arc<layer::InFlight>,
 }
 
 impl RegistryService {
@@ -108,6 +111,7 @@ impl RegistryService {
             images,
             events,
             config,
+            inflight: Arc::default(),
         })
     }
 
