@@ -451,6 +451,8 @@ struct CutState {
     layer_ranges: Vec<Option<String>>,
     /// While true the server drops every connection unanswered (a dead registry).
     down: bool,
+    /// Manifest GETs so far.
+    manifest_gets: usize,
 }
 
 /// Serves one real image (manifest, config, one layer) as `cut/img:1`, answering Range
@@ -461,7 +463,22 @@ fn serve_cut_image(
     img: &TestImage,
     die: bool,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<CutState>>) {
-    use std::io::{BufRead, BufReader, Write};
+    serve_image(img, Behaviour::Cut { die })
+}
+
+/// How the test server sends the layer the first time it is asked for it.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Half the blob, then the connection drops (and with `die`, the server stays down).
+    Cut { die: bool },
+    /// Half the blob, then a wait until a second pull asked for the manifest, then the rest.
+    Hold,
+}
+
+fn serve_image(
+    img: &TestImage,
+    behaviour: Behaviour,
+) -> (u16, std::sync::Arc<std::sync::Mutex<CutState>>) {
     let layer = img.layers[0].clone();
     let sha = |b: &[u8]| testimg::sha256_digest(b);
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -491,75 +508,109 @@ fn serve_cut_image(
     let st = std::sync::Arc::clone(&state);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
+            let Ok(conn) = conn else { break };
             if st.lock().expect("state").down {
                 continue;
             }
-            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            let mut range = None;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("range") {
-                        range = Some(v.trim().to_string());
-                    }
-                }
-            }
-            let path = request
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
-                let _ = conn.write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                continue;
-            };
-            let is_layer = path.ends_with(&sha(&layer));
-            let ctype = if path.contains("/manifests/") {
-                "application/vnd.docker.distribution.manifest.v2+json"
-            } else {
-                "application/octet-stream"
-            };
-            let from = range
-                .as_deref()
-                .and_then(|r| r.strip_prefix("bytes="))
-                .and_then(|r| r.strip_suffix('-'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|n| *n < body.len() && is_layer);
-            let head = match from {
-                Some(n) => format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nContent-Range: bytes {n}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len() - 1,
-                    body.len(),
-                    body.len() - n
-                ),
-                None => format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                ),
-            };
-            let _ = conn.write_all(head.as_bytes());
-            if is_layer {
-                let mut s = st.lock().expect("state");
-                s.layer_ranges.push(range.clone());
-                if s.layer_ranges.len() == 1 {
-                    let _ = conn.write_all(&body[..body.len() / 2]);
-                    // Dropping the connection here is the registry dying mid-blob.
-                    s.down = die;
-                    continue;
-                }
-            }
-            let _ = conn.write_all(&body[from.unwrap_or(0)..]);
+            let (st, routes, layer) = (
+                std::sync::Arc::clone(&st),
+                std::sync::Arc::clone(&routes),
+                layer.clone(),
+            );
+            std::thread::spawn(move || serve_one(conn, &st, &routes, &layer, behaviour));
         }
     });
     (port, state)
+}
+
+/// Answers one request of the test server.
+fn serve_one(
+    mut conn: TcpStream,
+    st: &std::sync::Mutex<CutState>,
+    routes: &[(String, Vec<u8>)],
+    layer: &[u8],
+    behaviour: Behaviour,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let sha = |b: &[u8]| testimg::sha256_digest(b);
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    };
+    let is_layer = path.ends_with(&sha(layer));
+    let ctype = if path.contains("/manifests/") {
+        "application/vnd.docker.distribution.manifest.v2+json"
+    } else {
+        "application/octet-stream"
+    };
+    let from = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n < body.len() && is_layer);
+    let head = match from {
+        Some(n) => format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nContent-Range: bytes {n}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len() - 1,
+            body.len(),
+            body.len() - n
+        ),
+        None => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+    };
+    let _ = conn.write_all(head.as_bytes());
+    if path.contains("/manifests/") {
+        st.lock().expect("state").manifest_gets += 1;
+    }
+    if is_layer {
+        let first = {
+            let mut s = st.lock().expect("state");
+            s.layer_ranges.push(range.clone());
+            s.layer_ranges.len() == 1
+        };
+        if first {
+            let _ = conn.write_all(&body[..body.len() / 2]);
+            match behaviour {
+                Behaviour::Cut { die } => {
+                    // Dropping the connection here is the registry dying mid-blob.
+                    st.lock().expect("state").down = die;
+                    return;
+                }
+                Behaviour::Hold => {
+                    wait_until(Duration::from_secs(20), || {
+                        st.lock().expect("state").manifest_gets >= 2
+                    });
+                    let _ = conn.write_all(&body[body.len() / 2..]);
+                    return;
+                }
+            }
+        }
+    }
+    let _ = conn.write_all(&body[from.unwrap_or(0)..]);
 }
 
 #[test]
@@ -600,6 +651,29 @@ fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_resumes() {
     );
     let run = d.docker(&["run", "--rm", &name, "cat", "/etc/hostname"]);
     run.ok();
+}
+
+#[test]
+fn two_concurrent_pulls_fetch_the_layer_once() {
+    let img = busybox();
+    // The server holds the layer half-sent until the second pull asked for the manifest, so
+    // the two pulls overlap for sure.
+    let (port, state) = serve_image(&img, Behaviour::Hold);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.docker(&["pull", &name]));
+        let b = s.spawn(|| d.docker(&["pull", &name]));
+        (a.join().expect("pull a"), b.join().expect("pull b"))
+    });
+    a.ok();
+    b.ok();
+    let st = state.lock().expect("state");
+    assert_eq!(st.manifest_gets, 2, "both pulls asked for the manifest");
+    assert_eq!(st.layer_ranges.len(), 1, "one GET of the layer: {a}\n{b}");
+    drop(st);
+    assert!(d.image_ids().contains(&img.id()));
+    d.docker(&["run", "--rm", &name, "true"]).ok();
 }
 
 #[test]
