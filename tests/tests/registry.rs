@@ -4,7 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use estiba_e2e::testimg::{self, TestImage};
@@ -52,7 +52,7 @@ impl Registry {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("access.log")).expect("log file"))
             .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
             .spawn()
             .expect("docker-registry must be installed (scripts/deps.sh)");
@@ -70,6 +70,11 @@ impl Registry {
 
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The registry's access log (one line per request, as docker-registry writes it).
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -361,6 +366,89 @@ fn for_arch(img: &TestImage, arch: &str, tag: &str) -> TestImage {
         layers: img.layers.clone(),
         config: serde_json::to_vec(&config).expect("encode"),
     }
+}
+
+/// `img` with one more layer: a file of `bytes` incompressible bytes.
+fn with_noise_layer(img: &TestImage, bytes: usize, tag: &str) -> TestImage {
+    let mut rng = testimg::recipes::SplitMix64::new(0x5eed);
+    let mut noise = vec![0u8; bytes];
+    rng.fill(&mut noise);
+    let mut layer = testimg::LayerBuilder::new();
+    layer.dir("noise", 0o755).file("noise/blob", 0o644, noise);
+    let layer = layer.finish().expect("layer");
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).expect("config");
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .expect("diff_ids")
+        .push(serde_json::json!(testimg::sha256_digest(&layer)));
+    if let Some(h) = config["history"].as_array_mut() {
+        h.push(serde_json::json!({"created_by": "COPY noise /noise"}));
+    }
+    let mut layers = img.layers.clone();
+    layers.push(layer);
+    TestImage {
+        repo_tags: vec![tag.to_string()],
+        layers,
+        config: serde_json::to_vec(&config).expect("encode"),
+    }
+}
+
+#[test]
+fn push_gzips_chunks_large_layers_and_mounts_across_repositories() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    // 34 MiB of noise: its gzip is over the 32 MiB chunk size.
+    let img = with_noise_layer(&busybox(), 34 << 20, "noisy:1");
+    d.load(&[&img]);
+    let one = format!("{}/one/app:1", reg.host());
+    d.docker(&["tag", "noisy:1", &one]).ok();
+    let first = d.docker(&["push", &one]);
+    first.ok();
+    let log = reg.access_log();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/one/app/blobs/uploads/") && l.contains("\" 202 "))
+        .count();
+    assert!(patches >= 2, "the big layer goes up in chunks: {log}");
+    let manifest = registry_manifest(&reg, "one/app", "1");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2);
+    for (l, diff) in layers.iter().zip(img.diff_ids()) {
+        assert_eq!(
+            l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "uncompressed layers are pushed gzipped"
+        );
+        assert_ne!(l["digest"].as_str(), Some(diff.as_str()));
+    }
+
+    // Another repository of the same registry: the layers are mounted, not uploaded.
+    let two = format!("{}/two/app:1", reg.host());
+    d.docker(&["tag", "noisy:1", &two]).ok();
+    let second = d.docker(&["push", &two]);
+    second.ok();
+    assert_eq!(
+        second.stdout.matches("Mounted from one/app").count(),
+        2,
+        "{second}"
+    );
+    assert!(second.stdout.contains("digest: sha256:"), "{second}");
+    let log = reg.access_log();
+    assert!(
+        !log.contains("\"PATCH /v2/two/app/") && !log.contains("\"PUT /v2/two/app/blobs/"),
+        "nothing uploaded to two/app: {log}"
+    );
+    assert!(log.contains("\"POST /v2/two/app/blobs/uploads/?mount=sha256:"));
+    assert_eq!(
+        registry_manifest(&reg, "two/app", "1")["layers"],
+        manifest["layers"]
+    );
+
+    // What was pushed pulls back as the same image.
+    d.docker(&["rmi", "noisy:1", &one, &two]).ok();
+    d.docker(&["pull", &two]).ok();
+    assert_eq!(d.image_ids(), vec![img.id()]);
+    d.docker(&["run", "--rm", &two, "test", "-s", "/noise/blob"])
+        .ok();
 }
 
 #[test]

@@ -286,6 +286,12 @@ impl RegistryService {
         };
         match outcome {
             Ok(changed) => {
+                let digests: Vec<String> = manifest
+                    .layers
+                    .iter()
+                    .map(|l| l.digest.to_string())
+                    .collect();
+                self.provenance.add_sources(&digests, r.domain(), r.path());
                 let _ = progress
                     .send(Progress::line(format!("Digest: {}", fetched.digest)))
                     .await;
