@@ -368,6 +368,123 @@ fn for_arch(img: &TestImage, arch: &str, tag: &str) -> TestImage {
     }
 }
 
+/// A docker-credential-esttest helper in `dir` keeping one login in `dir/store/creds.json`
+/// and logging its verbs to `dir/store/calls`.
+fn write_cred_helper(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = r#"#!/bin/sh
+store="$(dirname "$0")/store"
+mkdir -p "$store"
+echo "$1" >> "$store/calls"
+case "$1" in
+  store) cat > "$store/creds.json" ;;
+  get)
+    cat > /dev/null
+    if [ -f "$store/creds.json" ]; then cat "$store/creds.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) cat > /dev/null; rm -f "$store/creds.json" ;;
+  *) exit 1 ;;
+esac
+"#;
+    let path = dir.join("docker-credential-esttest");
+    std::fs::write(&path, script).expect("write helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn credentials_go_through_the_creds_store_helper() {
+    let reg = Registry::start_with_auth(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let img = busybox();
+    d.load(&[&img]);
+    let target = format!("{}/private/helper:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+    let bin = d.dir().join("helper-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    write_cred_helper(&bin);
+    let config_path = d.dir().join("docker-config/config.json");
+    std::fs::create_dir_all(config_path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&config_path, r#"{"credsStore": "esttest"}"#).expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |cli: Cli, args: &[&str]| {
+        let mut cmd = d.command(cli, args);
+        cmd.env("PATH", &path);
+        estiba_e2e::run_command(cmd, None)
+    };
+    let calls = || std::fs::read_to_string(bin.join("store/calls")).unwrap_or_default();
+
+    run(
+        Cli::Estiba,
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+    )
+    .ok();
+    let stored = std::fs::read_to_string(bin.join("store/creds.json")).expect("helper stored");
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("json");
+    assert_eq!(stored["Username"], "alice");
+    assert_eq!(stored["Secret"], "s3cret");
+    assert_eq!(stored["ServerURL"], reg.host().as_str());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("read")).expect("json");
+    assert_eq!(
+        config["auths"][reg.host().as_str()],
+        serde_json::json!({}),
+        "no secret in config.json"
+    );
+    assert_eq!(config["credsStore"], "esttest");
+    run(Cli::Estiba, &["push", &target]).ok();
+    assert!(calls().lines().any(|l| l == "get"), "{}", calls());
+
+    let out = run(Cli::Estiba, &["logout", &reg.host()]);
+    out.ok();
+    assert!(out.stdout.contains("Removing login credentials"), "{out}");
+    assert!(!bin.join("store/creds.json").exists(), "erased");
+    assert!(calls().lines().any(|l| l == "erase"));
+    d.docker(&["rmi", &target]).ok();
+    let denied = run(Cli::Estiba, &["pull", &target]);
+    assert_ne!(denied.code, 0, "no credentials: {denied}");
+
+    // What docker's own CLI stores through the helper, estiba reads back.
+    run(
+        Cli::Docker,
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+    )
+    .ok();
+    run(Cli::Estiba, &["pull", &target]).ok();
+    assert!(d.image_ids().contains(&img.id()));
+
+    // A helper that is not installed: docker's error, nothing done.
+    std::fs::write(
+        &config_path,
+        r#"{"credHelpers": {"HOST": "missing"}}"#.replace("HOST", &reg.host()),
+    )
+    .expect("config");
+    let missing = run(Cli::Estiba, &["pull", &target]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("docker-credential-missing"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn search_says_no_index_is_reachable() {
+    let d = Daemon::start();
+    let out = d.docker(&["search", "busybox"]);
+    out.fails_with(1);
+    assert!(
+        out.stderr.contains("Error response from daemon")
+            && out.stderr.contains("index.docker.io/v1/search?q=busybox")
+            && out.stderr.contains("no registry index is reachable"),
+        "{out}"
+    );
+    assert!(out.stdout.is_empty(), "no empty result table: {out}");
+    let resp = d.api("GET", "/images/search", None);
+    assert_eq!(resp.status, 400);
+}
+
 /// `img` with one more layer: a file of `bytes` incompressible bytes.
 fn with_noise_layer(img: &TestImage, bytes: usize, tag: &str) -> TestImage {
     let mut rng = testimg::recipes::SplitMix64::new(0x5eed);
