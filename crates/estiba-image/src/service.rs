@@ -9,6 +9,7 @@ mod build;
 mod commit;
 mod filters;
 mod load;
+mod pipe;
 mod pull;
 mod query;
 mod remove;

@@ -311,7 +311,7 @@ fn stream_blob(
     job: &LayerJob,
     path: &PathBuf,
     offset: u64,
-    net: impl Read,
+    net: impl Read + Send,
     unpack: bool,
 ) -> Result<(Option<PulledLayer>, bool), Attempt> {
     let fatal = |what: &str, e: io::Error| {

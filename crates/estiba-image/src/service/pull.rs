@@ -10,7 +10,7 @@ use super::load::snapshot_error;
 use super::{internal, now_nano, resolve, ImageError, ImageService};
 use crate::config::{parse_created, Compression, ImageConfig};
 use crate::content::{ContentError, Ingested, COPY_BUFFER_BYTES};
-use crate::digest::{chain_ids, Digest, HashingReader};
+use crate::digest::{chain_ids, Digest};
 use crate::reference::Reference;
 
 /// A layer blob as a manifest describes it.
@@ -144,7 +144,7 @@ impl ImageService {
         chain: &Digest,
         parent: Option<&Digest>,
         diff_id: &Digest,
-        src: &mut dyn BufRead,
+        src: &mut (dyn BufRead + Send),
     ) -> Result<PulledLayer, ImageError> {
         let key = chain.hex();
         {
@@ -187,23 +187,24 @@ impl ImageService {
         key: &str,
         parent: Option<&Digest>,
         diff_id: &Digest,
-        buffered: &mut dyn BufRead,
+        buffered: &mut (dyn BufRead + Send),
     ) -> Result<u64, ImageError> {
         let head = buffered
             .fill_buf()
             .map_err(|e| ImageError::InvalidArchive(format!("layer {}: read: {e}", index + 1)))?;
         let compression = Compression::detect(head);
-        let decoded: Box<dyn Read + '_> = match compression {
+        let mut decoded: Box<dyn Read + Send + '_> = match compression {
             Compression::None => Box::new(buffered),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered).map_err(internal)?),
         };
-        let mut reader = HashingReader::new(decoded);
-        let stats = self
-            .snapshots
-            .apply_layer(key, parent.map(Digest::hex), &mut reader)
-            .map_err(|e| snapshot_error(index, e))?;
-        let (actual, _) = reader.finish_draining().map_err(|e| {
+        // Inflate and hash on one thread while the snapshotter writes files on this one.
+        let (applied, hashed) = super::pipe::pipelined(&mut *decoded, |reader| {
+            self.snapshots
+                .apply_layer(key, parent.map(Digest::hex), reader)
+        });
+        let stats = applied.map_err(|e| snapshot_error(index, e))?;
+        let (actual, _) = hashed.map_err(|e| {
             ImageError::InvalidArchive(format!("layer {}: corrupt compressed data: {e}", index + 1))
         })?;
         if &actual != diff_id {
