@@ -4,7 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use estiba_e2e::testimg::{self, TestImage};
@@ -52,7 +52,7 @@ impl Registry {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("access.log")).expect("log file"))
             .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
             .spawn()
             .expect("docker-registry must be installed (scripts/deps.sh)");
@@ -70,6 +70,11 @@ impl Registry {
 
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The registry's access log (one line per request, as docker-registry writes it).
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -363,6 +368,206 @@ fn for_arch(img: &TestImage, arch: &str, tag: &str) -> TestImage {
     }
 }
 
+/// A docker-credential-esttest helper in `dir` keeping one login in `dir/store/creds.json`
+/// and logging its verbs to `dir/store/calls`.
+fn write_cred_helper(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = r#"#!/bin/sh
+store="$(dirname "$0")/store"
+mkdir -p "$store"
+echo "$1" >> "$store/calls"
+case "$1" in
+  store) cat > "$store/creds.json" ;;
+  get)
+    cat > /dev/null
+    if [ -f "$store/creds.json" ]; then cat "$store/creds.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) cat > /dev/null; rm -f "$store/creds.json" ;;
+  *) exit 1 ;;
+esac
+"#;
+    let path = dir.join("docker-credential-esttest");
+    std::fs::write(&path, script).expect("write helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn credentials_go_through_the_creds_store_helper() {
+    let reg = Registry::start_with_auth(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let img = busybox();
+    d.load(&[&img]);
+    let target = format!("{}/private/helper:1", reg.host());
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+    let bin = d.dir().join("helper-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    write_cred_helper(&bin);
+    let config_path = d.dir().join("docker-config/config.json");
+    std::fs::create_dir_all(config_path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&config_path, r#"{"credsStore": "esttest"}"#).expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |cli: Cli, args: &[&str]| {
+        let mut cmd = d.command(cli, args);
+        cmd.env("PATH", &path);
+        estiba_e2e::run_command(cmd, None)
+    };
+    let calls = || std::fs::read_to_string(bin.join("store/calls")).unwrap_or_default();
+
+    run(
+        Cli::Estiba,
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+    )
+    .ok();
+    let stored = std::fs::read_to_string(bin.join("store/creds.json")).expect("helper stored");
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("json");
+    assert_eq!(stored["Username"], "alice");
+    assert_eq!(stored["Secret"], "s3cret");
+    assert_eq!(stored["ServerURL"], reg.host().as_str());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("read")).expect("json");
+    assert_eq!(
+        config["auths"][reg.host().as_str()],
+        serde_json::json!({}),
+        "no secret in config.json"
+    );
+    assert_eq!(config["credsStore"], "esttest");
+    run(Cli::Estiba, &["push", &target]).ok();
+    assert!(calls().lines().any(|l| l == "get"), "{}", calls());
+
+    let out = run(Cli::Estiba, &["logout", &reg.host()]);
+    out.ok();
+    assert!(out.stdout.contains("Removing login credentials"), "{out}");
+    assert!(!bin.join("store/creds.json").exists(), "erased");
+    assert!(calls().lines().any(|l| l == "erase"));
+    d.docker(&["rmi", &target]).ok();
+    let denied = run(Cli::Estiba, &["pull", &target]);
+    assert_ne!(denied.code, 0, "no credentials: {denied}");
+
+    // What docker's own CLI stores through the helper, estiba reads back.
+    run(
+        Cli::Docker,
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+    )
+    .ok();
+    run(Cli::Estiba, &["pull", &target]).ok();
+    assert!(d.image_ids().contains(&img.id()));
+
+    // A helper that is not installed: docker's error, nothing done.
+    std::fs::write(
+        &config_path,
+        r#"{"credHelpers": {"HOST": "missing"}}"#.replace("HOST", &reg.host()),
+    )
+    .expect("config");
+    let missing = run(Cli::Estiba, &["pull", &target]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("docker-credential-missing"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn search_says_no_index_is_reachable() {
+    let d = Daemon::start();
+    let out = d.docker(&["search", "busybox"]);
+    out.fails_with(1);
+    assert!(
+        out.stderr.contains("Error response from daemon")
+            && out.stderr.contains("index.docker.io/v1/search?q=busybox")
+            && out.stderr.contains("no registry index is reachable"),
+        "{out}"
+    );
+    assert!(out.stdout.is_empty(), "no empty result table: {out}");
+    let resp = d.api("GET", "/images/search", None);
+    assert_eq!(resp.status, 400);
+}
+
+/// `img` with one more layer: a file of `bytes` incompressible bytes.
+fn with_noise_layer(img: &TestImage, bytes: usize, tag: &str) -> TestImage {
+    let mut rng = testimg::recipes::SplitMix64::new(0x5eed);
+    let mut noise = vec![0u8; bytes];
+    rng.fill(&mut noise);
+    let mut layer = testimg::LayerBuilder::new();
+    layer.dir("noise", 0o755).file("noise/blob", 0o644, noise);
+    let layer = layer.finish().expect("layer");
+    let mut config: serde_json::Value = serde_json::from_slice(&img.config).expect("config");
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .expect("diff_ids")
+        .push(serde_json::json!(testimg::sha256_digest(&layer)));
+    if let Some(h) = config["history"].as_array_mut() {
+        h.push(serde_json::json!({"created_by": "COPY noise /noise"}));
+    }
+    let mut layers = img.layers.clone();
+    layers.push(layer);
+    TestImage {
+        repo_tags: vec![tag.to_string()],
+        layers,
+        config: serde_json::to_vec(&config).expect("encode"),
+    }
+}
+
+#[test]
+fn push_gzips_chunks_large_layers_and_mounts_across_repositories() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    // 34 MiB of noise: its gzip is over the 32 MiB chunk size.
+    let img = with_noise_layer(&busybox(), 34 << 20, "noisy:1");
+    d.load(&[&img]);
+    let one = format!("{}/one/app:1", reg.host());
+    d.docker(&["tag", "noisy:1", &one]).ok();
+    let first = d.docker(&["push", &one]);
+    first.ok();
+    let log = reg.access_log();
+    let patches = log
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/one/app/blobs/uploads/") && l.contains("\" 202 "))
+        .count();
+    assert!(patches >= 2, "the big layer goes up in chunks: {log}");
+    let manifest = registry_manifest(&reg, "one/app", "1");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2);
+    for (l, diff) in layers.iter().zip(img.diff_ids()) {
+        assert_eq!(
+            l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "uncompressed layers are pushed gzipped"
+        );
+        assert_ne!(l["digest"].as_str(), Some(diff.as_str()));
+    }
+
+    // Another repository of the same registry: the layers are mounted, not uploaded.
+    let two = format!("{}/two/app:1", reg.host());
+    d.docker(&["tag", "noisy:1", &two]).ok();
+    let second = d.docker(&["push", &two]);
+    second.ok();
+    assert_eq!(
+        second.stdout.matches("Mounted from one/app").count(),
+        2,
+        "{second}"
+    );
+    assert!(second.stdout.contains("digest: sha256:"), "{second}");
+    let log = reg.access_log();
+    assert!(
+        !log.contains("\"PATCH /v2/two/app/") && !log.contains("\"PUT /v2/two/app/blobs/"),
+        "nothing uploaded to two/app: {log}"
+    );
+    assert!(log.contains("\"POST /v2/two/app/blobs/uploads/?mount=sha256:"));
+    assert_eq!(
+        registry_manifest(&reg, "two/app", "1")["layers"],
+        manifest["layers"]
+    );
+
+    // What was pushed pulls back as the same image.
+    d.docker(&["rmi", "noisy:1", &one, &two]).ok();
+    d.docker(&["pull", &two]).ok();
+    assert_eq!(d.image_ids(), vec![img.id()]);
+    d.docker(&["run", "--rm", &two, "test", "-s", "/noise/blob"])
+        .ok();
+}
+
 #[test]
 fn oci_index_with_two_platforms() {
     let reg = Registry::start();
@@ -444,11 +649,41 @@ fn put_manifest(reg: &Registry, repo: &str, tag: &str, media: &str, body: &serde
     );
 }
 
-/// Serves one real image (manifest, config, one layer) as `cut/img:1`; the first GET of the
-/// layer sends half the blob and drops the connection, as a registry killed mid-blob would.
-fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// What the cutting server saw and does.
+#[derive(Default)]
+struct CutState {
+    /// The Range header of each layer GET (None: a plain GET).
+    layer_ranges: Vec<Option<String>>,
+    /// While true the server drops every connection unanswered (a dead registry).
+    down: bool,
+    /// Manifest GETs so far.
+    manifest_gets: usize,
+}
+
+/// Serves one real image (manifest, config, one layer) as `cut/img:1`, answering Range
+/// requests with 206. The first GET of the layer sends half the blob and drops the
+/// connection, as a registry killed mid-blob would; with `die`, the server then stays down
+/// (every connection dropped) until the test sets `down` back to false.
+fn serve_cut_image(
+    img: &TestImage,
+    die: bool,
+) -> (u16, std::sync::Arc<std::sync::Mutex<CutState>>) {
+    serve_image(img, Behaviour::Cut { die })
+}
+
+/// How the test server sends the layer the first time it is asked for it.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Half the blob, then the connection drops (and with `die`, the server stays down).
+    Cut { die: bool },
+    /// Half the blob, then a wait until a second pull asked for the manifest, then the rest.
+    Hold,
+}
+
+fn serve_image(
+    img: &TestImage,
+    behaviour: Behaviour,
+) -> (u16, std::sync::Arc<std::sync::Mutex<CutState>>) {
     let layer = img.layers[0].clone();
     let sha = |b: &[u8]| testimg::sha256_digest(b);
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -472,74 +707,204 @@ fn serve_cut_image(img: &TestImage) -> (u16, std::sync::Arc<std::sync::atomic::A
         ),
         (format!("/v2/cut/img/blobs/{}", sha(&layer)), layer.clone()),
     ]);
-    let layer_gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let state = std::sync::Arc::new(std::sync::Mutex::new(CutState::default()));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let gets = std::sync::Arc::clone(&layer_gets);
+    let st = std::sync::Arc::clone(&state);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
-            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-            }
-            let path = request
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
-                let _ = conn.write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
+            let Ok(conn) = conn else { break };
+            if st.lock().expect("state").down {
                 continue;
-            };
-            let is_layer = path.ends_with(&sha(&layer));
-            let ctype = if path.contains("/manifests/") {
-                "application/vnd.docker.distribution.manifest.v2+json"
-            } else {
-                "application/octet-stream"
-            };
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+            }
+            let (st, routes, layer) = (
+                std::sync::Arc::clone(&st),
+                std::sync::Arc::clone(&routes),
+                layer.clone(),
             );
-            let _ = conn.write_all(head.as_bytes());
-            if is_layer && gets.fetch_add(1, Ordering::SeqCst) == 0 {
-                let _ = conn.write_all(&body[..body.len() / 2]);
-                // Dropping the connection here is the registry dying mid-blob.
-                continue;
-            }
-            let _ = conn.write_all(body);
+            std::thread::spawn(move || serve_one(conn, &st, &routes, &layer, behaviour));
         }
     });
-    (port, layer_gets)
+    (port, state)
+}
+
+/// Answers one request of the test server.
+fn serve_one(
+    mut conn: TcpStream,
+    st: &std::sync::Mutex<CutState>,
+    routes: &[(String, Vec<u8>)],
+    layer: &[u8],
+    behaviour: Behaviour,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let sha = |b: &[u8]| testimg::sha256_digest(b);
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let Some((_, body)) = routes.iter().find(|(p, _)| *p == path) else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    };
+    let is_layer = path.ends_with(&sha(layer));
+    let ctype = if path.contains("/manifests/") {
+        "application/vnd.docker.distribution.manifest.v2+json"
+    } else {
+        "application/octet-stream"
+    };
+    let from = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n < body.len() && is_layer);
+    let head = match from {
+        Some(n) => format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nContent-Range: bytes {n}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len() - 1,
+            body.len(),
+            body.len() - n
+        ),
+        None => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+    };
+    let _ = conn.write_all(head.as_bytes());
+    if path.contains("/manifests/") {
+        st.lock().expect("state").manifest_gets += 1;
+    }
+    if is_layer {
+        let first = {
+            let mut s = st.lock().expect("state");
+            s.layer_ranges.push(range.clone());
+            s.layer_ranges.len() == 1
+        };
+        if first {
+            let _ = conn.write_all(&body[..body.len() / 2]);
+            match behaviour {
+                Behaviour::Cut { die } => {
+                    // Dropping the connection here is the registry dying mid-blob.
+                    st.lock().expect("state").down = die;
+                    return;
+                }
+                Behaviour::Hold => {
+                    wait_until(Duration::from_secs(20), || {
+                        st.lock().expect("state").manifest_gets >= 2
+                    });
+                    let _ = conn.write_all(&body[body.len() / 2..]);
+                    return;
+                }
+            }
+        }
+    }
+    let _ = conn.write_all(&body[from.unwrap_or(0)..]);
 }
 
 #[test]
-fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_completes() {
+fn a_registry_dying_mid_blob_leaves_nothing_and_a_retry_resumes() {
     let img = busybox();
-    let (port, layer_gets) = serve_cut_image(&img);
+    let (port, state) = serve_cut_image(&img, true);
     let d = Daemon::start();
     let name = format!("127.0.0.1:{port}/cut/img:1");
-    let blobs_before = count_files(&d.content_dir());
+    let blobs = d.content_dir().join("blobs");
+    let blobs_before = count_files(&blobs);
     let cut = d.docker(&["pull", &name]);
     cut.fails_with(1);
-    assert_eq!(
-        layer_gets.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "{cut}"
+    assert!(
+        cut.stderr.contains("error pulling layer"),
+        "a clear error: {cut}"
     );
+    assert_eq!(state.lock().expect("state").layer_ranges.len(), 1, "{cut}");
     assert!(d.image_ids().is_empty(), "no image after a cut blob: {cut}");
-    assert_eq!(count_files(&d.content_dir()), blobs_before, "no blob kept");
+    assert_eq!(count_files(&blobs), blobs_before, "no blob kept");
+    assert!(
+        d.content_dir()
+            .join("ingest")
+            .read_dir()
+            .is_ok_and(|mut rd| rd.next().is_some()),
+        "the partial download is kept for a resume"
+    );
+    // The registry comes back: the pull resumes where the cut left off.
+    state.lock().expect("state").down = false;
     let retry = d.docker(&["pull", &name]);
     retry.ok();
     assert!(d.image_ids().contains(&img.id()), "{retry}");
+    let half = img.layers[0].len() / 2;
+    let ranges = state.lock().expect("state").layer_ranges.clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(
+        ranges[1].as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
+    let run = d.docker(&["run", "--rm", &name, "cat", "/etc/hostname"]);
+    run.ok();
+}
+
+#[test]
+fn two_concurrent_pulls_fetch_the_layer_once() {
+    let img = busybox();
+    // The server holds the layer half-sent until the second pull asked for the manifest, so
+    // the two pulls overlap for sure.
+    let (port, state) = serve_image(&img, Behaviour::Hold);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| d.docker(&["pull", &name]));
+        let b = s.spawn(|| d.docker(&["pull", &name]));
+        (a.join().expect("pull a"), b.join().expect("pull b"))
+    });
+    a.ok();
+    b.ok();
+    let st = state.lock().expect("state");
+    assert_eq!(st.manifest_gets, 2, "both pulls asked for the manifest");
+    assert_eq!(st.layer_ranges.len(), 1, "one GET of the layer: {a}\n{b}");
+    drop(st);
+    assert!(d.image_ids().contains(&img.id()));
+    d.docker(&["run", "--rm", &name, "true"]).ok();
+}
+
+#[test]
+fn a_connection_cut_mid_blob_is_resumed_within_the_pull() {
+    let img = busybox();
+    let (port, state) = serve_cut_image(&img, false);
+    let d = Daemon::start();
+    let name = format!("127.0.0.1:{port}/cut/img:1");
+    let out = d.docker(&["pull", &name]);
+    out.ok();
+    assert!(d.image_ids().contains(&img.id()), "{out}");
+    let half = img.layers[0].len() / 2;
+    let ranges = state.lock().expect("state").layer_ranges.clone();
+    assert_eq!(
+        ranges,
+        vec![None, Some(format!("bytes={half}-"))],
+        "one cut GET, then one Range GET"
+    );
+    assert!(
+        !d.content_dir()
+            .join("ingest")
+            .read_dir()
+            .map(|mut rd| rd.next().is_some())
+            .unwrap_or(false),
+        "no partial download left behind"
+    );
 }
 
 /// A tiny HTTP server that answers every manifest GET with `body` (no Content-Length, so the

@@ -163,6 +163,7 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
             mirrors: config.registry_mirrors.clone(),
             max_concurrent_downloads: config.max_concurrent_downloads as usize,
             max_concurrent_uploads: config.max_concurrent_uploads as usize,
+            state_dir: Some(config.data_root.join("registry")),
         },
     );
     let builder = estiba_build::Builder::new(

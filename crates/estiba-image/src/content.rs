@@ -158,6 +158,32 @@ impl ContentStore {
         })
     }
 
+    /// Where a resumable download of blob `digest` lives while it is written; `tag` keeps two
+    /// downloads of one blob for different purposes apart. Nothing there is visible as a blob.
+    pub fn partial_path(&self, digest: &Digest, tag: &str) -> PathBuf {
+        self.ingest.join(format!("partial-{}-{tag}", digest.hex()))
+    }
+
+    /// Moves a completely written download into place as blob `digest`: fsync, rename,
+    /// directory fsync. The caller has verified that the file's bytes hash to `digest`.
+    /// False (and the file removed) when the blob was stored already.
+    pub fn commit_partial(
+        &self,
+        file: &File,
+        path: &Path,
+        digest: &Digest,
+    ) -> Result<bool, ContentError> {
+        let dest = self.path(digest);
+        if dest.is_file() {
+            let _ = fs::remove_file(path);
+            return Ok(false);
+        }
+        file.sync_all().map_err(io_err("fsync", path))?;
+        fs::rename(path, &dest).map_err(io_err("rename", &dest))?;
+        sync_dir(&self.blobs)?;
+        Ok(true)
+    }
+
     /// Stores `bytes` (small metadata blobs such as configs and manifests).
     pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<Ingested, ContentError> {
         let len = bytes.len() as u64;

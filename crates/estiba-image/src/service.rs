@@ -10,6 +10,7 @@ mod build_cache_from;
 mod commit;
 mod filters;
 mod load;
+mod pipe;
 mod pull;
 mod query;
 mod remove;

@@ -131,7 +131,7 @@ impl Session {
         self.http
             .request(req)
             .await
-            .map_err(|e| RegistryError::Unreachable(format!("{}: {e}", self.base)))
+            .map_err(|e| RegistryError::Unreachable(format!("{}: {}", self.base, causes(&e))))
     }
 
     /// Sends a request with a small (replayable) body, authenticating once on a 401.
@@ -181,10 +181,19 @@ impl Session {
         &mut self,
         url: &str,
     ) -> Result<Response<Incoming>, RegistryError> {
+        self.get_following_with(url, &[]).await
+    }
+
+    /// [`Session::get_following`] with extra headers (a Range for a resumed blob).
+    pub(crate) async fn get_following_with(
+        &mut self,
+        url: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>, RegistryError> {
         let mut url = url.to_string();
         for _ in 0..MAX_REDIRECTS {
             let resp = self
-                .send(Method::GET, &url, None, Bytes::new(), &[])
+                .send(Method::GET, &url, None, Bytes::new(), headers)
                 .await?;
             if !resp.status().is_redirection() {
                 return Ok(resp);
@@ -271,6 +280,19 @@ impl Session {
         self.authorization = Some(format!("Bearer {token}"));
         Ok(())
     }
+}
+
+/// An error and its sources: "client error (SendRequest): connection closed before message
+/// completed".
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.

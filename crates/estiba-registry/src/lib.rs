@@ -6,8 +6,11 @@
 //! and pass Docker's error texts through; push likewise streams files with progress.
 
 mod client;
+mod layer;
+mod provenance;
 mod pull;
 mod push;
+mod upload;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +34,9 @@ pub struct RegistryConfig {
     pub max_concurrent_downloads: usize,
     /// `max-concurrent-uploads` (Docker's default 5).
     pub max_concurrent_uploads: usize,
+    /// Where the registry service keeps its state (blob provenance for mounts); in memory
+    /// only when None.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Errors of pull, push and login; the daemon maps each to an HTTP status.
@@ -96,6 +102,10 @@ pub struct RegistryService {
     #[allow(dead_code)]
     events: Arc<EventBus>,
     config: RegistryConfig,
+    /// Layer fetches under way, shared by concurrent pulls.
+    inflight: Arc<layer::InFlight>,
+    /// Which repositories hold which blobs (for cross-repository mounts).
+    provenance: provenance::Provenance,
 }
 
 impl RegistryService {
@@ -107,7 +117,9 @@ impl RegistryService {
         Arc::new(RegistryService {
             images,
             events,
+            provenance: provenance::Provenance::open(config.state_dir.clone()),
             config,
+            inflight: Arc::default(),
         })
     }
 

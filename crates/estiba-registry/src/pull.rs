@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::BodyExt;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use estiba_image::config::{
     is_index_media_type, ImageConfig, Index, Manifest, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST,
@@ -17,9 +15,10 @@ use estiba_image::config::{
 };
 use estiba_image::digest::{chain_ids, Digest};
 use estiba_image::reference::Reference;
-use estiba_image::service::{ImageService, LayerBlob, PullCommit, PulledLayer};
+use estiba_image::service::{LayerBlob, PullCommit, PulledLayer};
 
 use crate::client::{error_message, read_bounded, Credentials, Session};
+use crate::layer::{Fetcher, LayerJob};
 use crate::{Progress, ProgressSender, RegistryError, RegistryService};
 
 /// Manifests and indexes larger than this are refused (as containerd and docker do).
@@ -30,8 +29,6 @@ const MAX_CONFIG_BYTES: usize = 8 << 20;
 const MAX_LAYERS: usize = 128;
 /// Declared blob sizes above this are refused.
 const MAX_BLOB_BYTES: u64 = 64 << 30;
-/// "Downloading" lines are sent at most once per this many bytes.
-const PROGRESS_STEP_BYTES: u64 = 512 * 1024;
 
 /// What to pull.
 pub struct PullRequest {
@@ -212,64 +209,15 @@ async fn fetch_config(s: &mut Session, m: &Manifest) -> Result<Bytes, RegistryEr
     Ok(bytes)
 }
 
-/// Streams one blob into the content store; true when it was newly stored.
-async fn download(
-    images: Arc<ImageService>,
-    mut s: Session,
-    blob: LayerBlob,
-    short: String,
-    progress: ProgressSender,
-) -> Result<bool, RegistryError> {
-    let url = s.url(&format!("blobs/{}", blob.digest));
-    let resp = s.get_following(&url).await?;
-    if resp.status() != StatusCode::OK {
-        let msg = error_message(resp).await;
-        return Err(invalid(format!("fetch blob {}: {msg}", blob.digest)));
-    }
-    let total = blob.size_bytes;
-    let mut done = 0u64;
-    let mut reported = 0u64;
-    let tx = progress.clone();
-    let id = short.clone();
-    let stream = resp
-        .into_body()
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .inspect_ok(move |chunk| {
-            done += chunk.len() as u64;
-            if done - reported >= PROGRESS_STEP_BYTES || done == total {
-                reported = done;
-                let mut p = Progress::of(&id, "Downloading");
-                p.detail = Some((done, total));
-                let _ = tx.try_send(p);
-            }
-        });
-    let mut reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let digest = blob.digest.clone();
-    let ingested = blocking(move || {
-        images
-            .ingest_blob(&mut reader, &blob.digest, blob.size_bytes, blob.size_bytes)
-            .map_err(RegistryError::from)
-    })
-    .await
-    .map_err(|e| {
-        let text = e.to_string();
-        // A stream cut short (registry gone) is not a verification failure.
-        if text.starts_with("read blob data") {
-            invalid(format!("error pulling layer {digest}: {text}"))
-        } else {
-            invalid(format!(
-                "filesystem layer verification failed for digest {digest}: {text}"
-            ))
-        }
-    })?;
-    let _ = progress
-        .send(Progress::of(&short, "Verifying Checksum"))
-        .await;
-    let _ = progress
-        .send(Progress::of(&short, "Download complete"))
-        .await;
-    Ok(ingested.created)
+/// What the layer fetches of one pull produced.
+#[derive(Default)]
+struct Got {
+    /// Blobs this pull stored (removed again if it fails).
+    created_blobs: Vec<Digest>,
+    /// Layers this pull unpacked (undone if it fails).
+    pulled: Vec<PulledLayer>,
+    /// Layers another pull unpacked at the same time (that pull owns their undo).
+    shared: Vec<PulledLayer>,
 }
 
 impl RegistryService {
@@ -320,27 +268,30 @@ impl RegistryService {
                 diff_ids.len()
             )));
         }
-        let mut created_blobs = Vec::new();
-        let mut pulled = Vec::new();
+        let mut got = Got::default();
         let result = self
-            .fetch_layers(
-                &s,
-                &manifest,
-                &diff_ids,
-                &progress,
-                &mut created_blobs,
-                &mut pulled,
-            )
+            .fetch_layers(&s, &manifest, &diff_ids, &progress, &mut got)
             .await;
+        let Got {
+            created_blobs,
+            mut pulled,
+            shared,
+        } = got;
         let outcome = match result {
             Ok(()) => {
-                self.commit(&req, &fetched, &manifest, config, &mut pulled)
+                self.commit(&req, &fetched, &manifest, config, &mut pulled, shared)
                     .await
             }
             Err(e) => Err(e),
         };
         match outcome {
             Ok(changed) => {
+                let digests: Vec<String> = manifest
+                    .layers
+                    .iter()
+                    .map(|l| l.digest.to_string())
+                    .collect();
+                self.provenance.add_sources(&digests, r.domain(), r.path());
                 let _ = progress
                     .send(Progress::line(format!("Digest: {}", fetched.digest)))
                     .await;
@@ -371,13 +322,14 @@ impl RegistryService {
         manifest: &Manifest,
         diff_ids: &[Digest],
         progress: &ProgressSender,
-        created_blobs: &mut Vec<Digest>,
-        pulled: &mut Vec<PulledLayer>,
+        got: &mut Got,
     ) -> Result<(), RegistryError> {
         let chains = chain_ids(diff_ids);
         let limit = Semaphore::new(self.config.max_concurrent_downloads.clamp(1, 32));
         let limit = Arc::new(limit);
         let mut tasks = Vec::with_capacity(manifest.layers.len());
+        // Layer i unpacks while it downloads once layer i-1 is unpacked.
+        let mut below: Option<watch::Receiver<bool>> = None;
         for (i, d) in manifest.layers.iter().enumerate() {
             if d.size > MAX_BLOB_BYTES {
                 return Err(invalid(format!(
@@ -393,69 +345,64 @@ impl RegistryService {
             if exists {
                 let _ = progress.send(Progress::of(&short, "Already exists")).await;
                 tasks.push(None);
+                below = None;
                 continue;
             }
             let _ = progress
                 .send(Progress::of(&short, "Pulling fs layer"))
                 .await;
-            let blob = LayerBlob {
-                digest: d.digest.clone(),
-                size_bytes: d.size,
-                media_type: d.media_type.clone(),
+            let job = LayerJob {
+                index: i,
+                blob: LayerBlob {
+                    digest: d.digest.clone(),
+                    size_bytes: d.size,
+                    media_type: d.media_type.clone(),
+                },
+                chain: chains[i].clone(),
+                parent: (i > 0).then(|| chains[i - 1].clone()),
+                diff_id: diff_ids[i].clone(),
+                short: short.clone(),
             };
-            let (images, session, tx) = (Arc::clone(&self.images), s.clone(), progress.clone());
-            let limit = Arc::clone(&limit);
-            let short2 = short.clone();
+            let (ready_tx, ready_rx) = watch::channel(false);
+            let fetcher = Fetcher {
+                images: Arc::clone(&self.images),
+                session: s.clone(),
+                inflight: Arc::clone(&self.inflight),
+                limit: Arc::clone(&limit),
+                progress: progress.clone(),
+                parent_ready: below.replace(ready_rx),
+            };
+            let (tx, size) = (progress.clone(), d.size);
             let task = tokio::spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                download(images, session, blob, short2, tx).await
+                let done = fetcher.run(job).await;
+                if done.is_ok() {
+                    let _ = ready_tx.send(true);
+                    let mut p = Progress::of(&short, "Extracting");
+                    p.detail = Some((size, size));
+                    let _ = tx.send(p).await;
+                    let _ = tx.send(Progress::of(&short, "Pull complete")).await;
+                }
+                done
             });
-            tasks.push(Some((task, short)));
+            tasks.push(Some(task));
         }
         let mut first_error = None;
         for (i, t) in tasks.into_iter().enumerate() {
-            let Some((task, short)) = t else { continue };
+            let Some(task) = t else { continue };
             let done = task
                 .await
                 .map_err(|e| invalid(format!("download task failed: {e}")))
                 .and_then(|r| r);
             match done {
-                Ok(created) => {
-                    if created {
-                        created_blobs.push(manifest.layers[i].digest.clone());
+                Ok(d) => {
+                    if d.blob_created {
+                        got.created_blobs.push(manifest.layers[i].digest.clone());
                     }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                    continue;
-                }
-            }
-            if first_error.is_some() {
-                continue;
-            }
-            let size = manifest.layers[i].size;
-            let mut p = Progress::of(&short, "Extracting");
-            p.detail = Some((size, size));
-            let _ = progress.send(p).await;
-            let d = &manifest.layers[i];
-            let blob = LayerBlob {
-                digest: d.digest.clone(),
-                size_bytes: d.size,
-                media_type: d.media_type.clone(),
-            };
-            let images = Arc::clone(&self.images);
-            let (chain, diff) = (chains[i].clone(), diff_ids[i].clone());
-            let parent = (i > 0).then(|| chains[i - 1].clone());
-            let layer = blocking(move || {
-                images
-                    .unpack_pulled_layer(i, &blob, &chain, parent.as_ref(), &diff)
-                    .map_err(RegistryError::from)
-            })
-            .await;
-            match layer {
-                Ok(l) => {
-                    pulled.push(l);
-                    let _ = progress.send(Progress::of(&short, "Pull complete")).await;
+                    if d.owned {
+                        got.pulled.push(d.layer);
+                    } else {
+                        got.shared.push(d.layer);
+                    }
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -472,9 +419,11 @@ impl RegistryService {
         manifest: &Manifest,
         config: Bytes,
         pulled: &mut Vec<PulledLayer>,
+        shared: Vec<PulledLayer>,
     ) -> Result<bool, RegistryError> {
         let images = Arc::clone(&self.images);
-        let layers = pulled.clone();
+        let mut layers = pulled.clone();
+        layers.extend(shared);
         let tag = req
             .reference
             .digest()

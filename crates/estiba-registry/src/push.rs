@@ -1,13 +1,10 @@
-//! Push: upload the layers and config the registry lacks (HEAD first, then a monolithic
-//! streamed PUT), then the manifest, and record the pushed digest.
+//! Push: upload the layers and config the registry lacks (see `upload`: HEAD, mount, monolithic
+//! or chunked upload; uncompressed layers gzipped), then the manifest; record the pushed digest
+//! and where the blobs now are.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use hyper::header::LOCATION;
 use hyper::{Method, StatusCode};
 
 use estiba_image::config::{
@@ -17,7 +14,11 @@ use estiba_image::config::{
 use estiba_image::digest::Digest;
 use estiba_image::reference::Reference;
 
-use crate::client::{error_message, ReqBody, Session};
+use estiba_image::service::LayerBlob;
+
+use crate::client::{error_message, Session};
+use crate::provenance::Compressed;
+use crate::upload::{self, upload, BlobFile, Skip, Uploaded};
 use crate::{Credentials, Progress, ProgressSender, RegistryError, RegistryService};
 
 /// What to push.
@@ -30,9 +31,6 @@ pub struct PushRequest {
 fn invalid(m: impl Into<String>) -> RegistryError {
     RegistryError::Invalid(m.into())
 }
-
-/// Bytes between two "Pushing" lines.
-const PROGRESS_STEP_BYTES: u64 = 512 * 1024;
 
 impl RegistryService {
     /// Pushes `reference` (which must name a local image) to its registry.
@@ -70,28 +68,24 @@ impl RegistryService {
                 .send(Progress::of(short(&l.digest), "Preparing"))
                 .await;
         }
+        let registry = r.domain().to_string();
+        let mut pushed = Vec::with_capacity(source.layers.len());
         for l in source.layers.iter().rev() {
-            let id = short(&l.digest);
-            if self
-                .upload(&mut s, &l.digest, l.size_bytes, Some(id), &progress)
-                .await?
-            {
-                let _ = progress.send(Progress::of(id, "Pushed")).await;
-            } else {
-                let _ = progress
-                    .send(Progress::of(id, "Layer already exists"))
-                    .await;
-            }
+            pushed.push(self.push_layer(&mut s, r, l, &progress).await?);
         }
-        self.upload(
-            &mut s,
-            &source.image_id,
-            source.config_size_bytes,
-            None,
-            &progress,
-        )
-        .await?;
-        let manifest = build_manifest(&source)?;
+        pushed.reverse();
+        let config_path = self.images.content().path(&source.image_id);
+        let config = BlobFile {
+            path: &config_path,
+            digest: &source.image_id,
+            size: source.config_size_bytes,
+            id: None,
+        };
+        let config_sources =
+            self.provenance
+                .sources(source.image_id.as_str(), r.domain(), r.path());
+        upload(&mut s, &config, &config_sources, &progress).await?;
+        let manifest = build_manifest(&source, &pushed)?;
         let bytes = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| invalid(format!("encode manifest: {e}")))?;
         let media = manifest.media_type.clone().unwrap_or_default();
@@ -109,6 +103,9 @@ impl RegistryService {
             let msg = error_message(resp).await;
             return Err(invalid(format!("put manifest: {msg}")));
         }
+        let mut digests: Vec<String> = pushed.iter().map(|l| l.digest.to_string()).collect();
+        digests.push(source.image_id.to_string());
+        self.provenance.add_sources(&digests, &registry, r.path());
         let images = Arc::clone(&self.images);
         let (repo, id) = (r.trim(), source.image_id.clone());
         let size = bytes.len() as u64;
@@ -133,76 +130,84 @@ impl RegistryService {
         Ok(())
     }
 
-    /// Uploads one blob unless the registry has it; true when it was uploaded.
-    async fn upload(
+    /// Pushes one layer (gzipped first when stored uncompressed); the blob the manifest lists.
+    async fn push_layer(
         &self,
         s: &mut Session,
-        digest: &Digest,
-        size: u64,
-        id: Option<&str>,
+        r: &Reference,
+        l: &LayerBlob,
         progress: &ProgressSender,
-    ) -> Result<bool, RegistryError> {
-        let head = s.url(&format!("blobs/{digest}"));
-        let resp = s.send(Method::HEAD, &head, None, Bytes::new(), &[]).await?;
-        if resp.status() == StatusCode::OK {
-            return Ok(false);
-        }
-        let start = s.url("blobs/uploads/");
-        let resp = s
-            .send(Method::POST, &start, None, Bytes::new(), &[])
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            let msg = error_message(resp).await;
-            return Err(invalid(format!("start upload of {digest}: {msg}")));
-        }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| invalid("upload answer without a Location"))?;
-        let mut url = s.resolve(location);
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
-        let body = self.blob_body(digest, size, id, progress).await?;
-        let headers = [
-            ("content-type", "application/octet-stream".to_string()),
-            ("content-length", size.to_string()),
-        ];
-        let resp = s.send_stream(Method::PUT, &url, body, &headers).await?;
-        if resp.status() != StatusCode::CREATED {
-            let msg = error_message(resp).await;
-            return Err(invalid(format!("upload {digest}: {msg}")));
-        }
-        Ok(true)
-    }
-
-    async fn blob_body(
-        &self,
-        digest: &Digest,
-        size: u64,
-        id: Option<&str>,
-        progress: &ProgressSender,
-    ) -> Result<ReqBody, RegistryError> {
-        let path = self.images.content().path(digest);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| invalid(format!("open blob {digest}: {e}")))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-        let tx = progress.clone();
-        let id = id.map(str::to_string);
-        let (mut done, mut reported) = (0u64, 0u64);
-        let stream = stream.inspect_ok(move |chunk| {
-            done += chunk.len() as u64;
-            if let Some(id) = &id {
-                if done - reported >= PROGRESS_STEP_BYTES || done == size {
-                    reported = done;
-                    let mut p = Progress::of(id, "Pushing");
-                    p.detail = Some((done, size));
-                    let _ = tx.try_send(p);
+    ) -> Result<LayerBlob, RegistryError> {
+        let id = short(&l.digest).to_string();
+        let path = self.images.content().path(&l.digest);
+        let stored = layer_media_type(&l.media_type);
+        let sniffed =
+            upload::sniff(&path).map_err(|e| invalid(format!("read blob {}: {e}", l.digest)))?;
+        let mut gzipped = None;
+        let mut blob = l.clone();
+        if sniffed == Compression::None && stored != Some(Compression::Zstd) {
+            blob.media_type = MEDIA_DOCKER_LAYER_GZIP.to_string();
+            // A gzip form made by an earlier push: the registry may have it or mount it.
+            let known = self
+                .provenance
+                .compressed(l.digest.as_str())
+                .and_then(|c| Digest::parse(&c.digest).ok().map(|d| (d, c.size)));
+            if let Some((d, size)) = known {
+                let sources = self.provenance.sources(d.as_str(), r.domain(), r.path());
+                match upload::skip(s, &d, &sources).await? {
+                    Skip::Done(how) => {
+                        blob.digest = d;
+                        blob.size_bytes = size;
+                        self.report(&id, how, progress).await;
+                        return Ok(blob);
+                    }
+                    Skip::Upload(_) => {}
                 }
             }
-        });
-        Ok(StreamBody::new(stream.map_ok(Frame::data)).boxed())
+            let tmp = self.images.content().partial_path(&l.digest, "gzip");
+            let src = path.clone();
+            let gz = tokio::task::spawn_blocking(move || upload::gzip(&src, tmp))
+                .await
+                .map_err(|e| invalid(format!("task failed: {e}")))?
+                .map_err(|e| invalid(format!("compress layer {}: {e}", l.digest)))?;
+            self.provenance.add_compressed(
+                l.digest.as_str(),
+                Compressed {
+                    digest: gz.digest.to_string(),
+                    size: gz.size,
+                },
+            );
+            blob.digest = gz.digest.clone();
+            blob.size_bytes = gz.size;
+            gzipped = Some(gz);
+        }
+        let file = gzipped.as_ref().map_or(path, |g| g.path.clone());
+        let sources = self
+            .provenance
+            .sources(blob.digest.as_str(), r.domain(), r.path());
+        let how = match upload::skip(s, &blob.digest, &sources).await? {
+            Skip::Done(how) => how,
+            Skip::Upload(session) => {
+                let file = BlobFile {
+                    path: &file,
+                    digest: &blob.digest,
+                    size: blob.size_bytes,
+                    id: Some(&id),
+                };
+                upload::send(s, &file, session, progress).await?
+            }
+        };
+        self.report(&id, how, progress).await;
+        Ok(blob)
+    }
+
+    async fn report(&self, id: &str, how: Uploaded, progress: &ProgressSender) {
+        let status = match how {
+            Uploaded::Exists => "Layer already exists".to_string(),
+            Uploaded::Mounted(from) => format!("Mounted from {from}"),
+            Uploaded::Pushed => "Pushed".to_string(),
+        };
+        let _ = progress.send(Progress::of(id, status)).await;
     }
 }
 
@@ -212,13 +217,14 @@ fn short(d: &Digest) -> &str {
 
 /// A Docker schema 2 manifest for the image's blobs as stored (an OCI manifest when a layer is
 /// zstd, which schema 2 cannot express).
-fn build_manifest(source: &estiba_image::service::PushSource) -> Result<Manifest, RegistryError> {
-    let zstd = source
-        .layers
+fn build_manifest(
+    source: &estiba_image::service::PushSource,
+    pushed: &[LayerBlob],
+) -> Result<Manifest, RegistryError> {
+    let zstd = pushed
         .iter()
         .any(|l| layer_media_type(&l.media_type) == Some(Compression::Zstd));
-    let layers = source
-        .layers
+    let layers = pushed
         .iter()
         .map(|l| {
             let compression = layer_media_type(&l.media_type).unwrap_or(Compression::None);

@@ -1,5 +1,8 @@
 //! `pull`, `push`, `login`, `logout`: registry commands, with credentials kept in
-//! `$DOCKER_CONFIG/config.json` (`auths`, base64 `user:pass`) exactly as docker keeps them.
+//! `$DOCKER_CONFIG/config.json` (`auths`, base64 `user:pass`) or in the credential helpers it
+//! names (`credsStore`, `credHelpers`), exactly as docker keeps them.
+
+mod credentials;
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -65,17 +68,20 @@ fn registry_of(image: &str) -> String {
     }
 }
 
-/// X-Registry-Auth for `server` from config.json, if logged in.
-fn registry_auth(server: &str) -> Option<String> {
-    let config = read_config().ok()?;
-    let auth = config["auths"][server]["auth"].as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth)
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, pass) = decoded.split_once(':')?;
-    let body = json!({ "username": user, "password": pass, "serveraddress": server });
-    Some(base64::engine::general_purpose::URL_SAFE.encode(body.to_string()))
+/// X-Registry-Auth for `server` from config.json or its credential helper, if logged in.
+fn registry_auth(server: &str) -> anyhow::Result<Option<String>> {
+    let config = read_config()?;
+    let Some(login) = credentials::get(&config, server)? else {
+        return Ok(None);
+    };
+    let body = json!({
+        "username": login.username,
+        "password": login.secret,
+        "serveraddress": server,
+    });
+    Ok(Some(
+        base64::engine::general_purpose::URL_SAFE.encode(body.to_string()),
+    ))
 }
 
 /// Splits "name[:tag|@digest]" into the fromImage/tag pair the API takes.
@@ -95,7 +101,7 @@ fn split_reference(image: &str) -> (String, String) {
 
 pub(crate) async fn pull(client: &mut Client, a: PullArgs) -> anyhow::Result<()> {
     let (name, tag) = split_reference(&a.image);
-    client.set_registry_auth(registry_auth(&registry_of(&a.image)));
+    client.set_registry_auth(registry_auth(&registry_of(&a.image))?);
     let q = query(&[
         ("fromImage", Some(name)),
         ("tag", Some(tag)),
@@ -135,7 +141,7 @@ fn full_name(image: &str) -> String {
 
 pub(crate) async fn push(client: &mut Client, a: PushArgs) -> anyhow::Result<()> {
     let (name, tag) = split_reference(&a.image);
-    client.set_registry_auth(registry_auth(&registry_of(&a.image)));
+    client.set_registry_auth(registry_auth(&registry_of(&a.image))?);
     let q = query(&[("tag", Some(tag))]);
     let resp = client
         .request(
@@ -171,11 +177,11 @@ pub(crate) async fn login(client: &mut Client, a: LoginArgs) -> anyhow::Result<(
     let body = json!({ "username": user, "password": password, "serveraddress": server });
     let answer = client.post_json("/auth", &body).await?;
     let mut config = read_config()?;
-    if !config["auths"].is_object() {
-        config["auths"] = json!({});
-    }
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    config["auths"][server.as_str()] = json!({ "auth": auth });
+    let login = credentials::Login {
+        username: user,
+        secret: password,
+    };
+    credentials::store(&mut config, &server, &login)?;
     write_config(&config)?;
     let status = answer["Status"].as_str().unwrap_or("Login Succeeded");
     out(&format!("{status}\n"))
@@ -187,10 +193,7 @@ pub(crate) async fn logout(_client: &mut Client, a: LogoutArgs) -> anyhow::Resul
         .clone()
         .unwrap_or_else(|| "https://index.docker.io/v1/".to_string());
     let mut config = read_config()?;
-    let removed = config["auths"]
-        .as_object_mut()
-        .and_then(|m| m.remove(&server))
-        .is_some();
+    let removed = credentials::erase(&mut config, &server)?;
     if !removed {
         return out(&format!("Not logged in to {server}\n"));
     }

@@ -1,4 +1,5 @@
-//! Registry endpoints: `/images/create` (pull), push, `/auth`, `/distribution`.
+//! Registry endpoints: `/images/create` (pull), push, `/auth`, `/distribution`, and
+//! `/images/search`, which has no index to search.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,8 +22,28 @@ const PROGRESS_CHANNEL_LINES: usize = 64;
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/images/create", post(create))
+        .route("/images/search", get(search))
         .route("/auth", post(auth))
         .route("/distribution/{*name}", get(distribution))
+}
+
+/// `GET /images/search`: docker searches the Docker Hub index (`index.docker.io/v1/search`),
+/// which needs TLS and the internet; this daemon reaches neither, so it says so plainly
+/// instead of an empty result that would read as "no such image".
+async fn search(params: Params) -> Response {
+    let Some(term) = params.get("term").filter(|t| !t.is_empty()) else {
+        return ApiError::bad_request("the term parameter is required").into_response();
+    };
+    if term.len() > 1024 {
+        return ApiError::bad_request("search term too long").into_response();
+    }
+    let limit = params.get("limit").unwrap_or("25");
+    ApiError::internal(format!(
+        "Get \"https://index.docker.io/v1/search?q={term}&n={limit}\": no registry index \
+         is reachable: this daemon does not search Docker Hub (TLS registries are not \
+         supported by this build)"
+    ))
+    .into_response()
 }
 
 fn api_error(e: RegistryError) -> ApiError {

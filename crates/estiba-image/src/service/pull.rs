@@ -10,7 +10,7 @@ use super::load::snapshot_error;
 use super::{internal, now_nano, resolve, ImageError, ImageService};
 use crate::config::{parse_created, Compression, ImageConfig};
 use crate::content::{ContentError, Ingested, COPY_BUFFER_BYTES};
-use crate::digest::{chain_ids, Digest, HashingReader};
+use crate::digest::{chain_ids, Digest};
 use crate::reference::Reference;
 
 /// A layer blob as a manifest describes it.
@@ -98,6 +98,26 @@ impl ImageService {
             .map_err(content_error)
     }
 
+    /// Where a download of `blob` for layer `chain` is written until verified (kept across a
+    /// failed attempt, so a retry resumes with a Range request).
+    pub fn partial_blob_path(&self, blob: &Digest, chain: &Digest) -> std::path::PathBuf {
+        self.content
+            .partial_path(blob, chain.hex().get(..16).unwrap_or_default())
+    }
+
+    /// Makes a completely downloaded and verified file at `path` blob `digest`; true when the
+    /// blob is new.
+    pub fn commit_blob_file(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        digest: &Digest,
+    ) -> Result<bool, ImageError> {
+        self.content
+            .commit_partial(file, path, digest)
+            .map_err(internal)
+    }
+
     /// Unpacks the stored blob of layer `index` as snapshot `chain` on `parent`, verifying that
     /// it decompresses to `diff_id`. A failed unpack leaves no snapshot behind.
     pub fn unpack_pulled_layer(
@@ -108,13 +128,34 @@ impl ImageService {
         parent: Option<&Digest>,
         diff_id: &Digest,
     ) -> Result<PulledLayer, ImageError> {
+        let file = self.content.open_blob(&blob.digest).map_err(internal)?;
+        let mut buffered = BufReader::with_capacity(COPY_BUFFER_BYTES, file);
+        self.unpack_pulled_stream(index, blob, chain, parent, diff_id, &mut buffered)
+    }
+
+    /// Unpacks layer `index` from its (compressed) blob bytes as they arrive, as snapshot
+    /// `chain` on `parent`, verifying that it decompresses to `diff_id`. The snapshot stays
+    /// unrecorded (invisible) until [`ImageService::commit_pull`]; a failed unpack leaves none.
+    /// The caller verifies the blob digest of `src` and discards the layer on a mismatch.
+    pub fn unpack_pulled_stream(
+        &self,
+        index: usize,
+        blob: &LayerBlob,
+        chain: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        src: &mut (dyn BufRead + Send),
+    ) -> Result<PulledLayer, ImageError> {
         let key = chain.hex();
-        let _guard = self.lock();
-        if self.snapshots.exists(key) {
-            // A snapshot without a record is a leftover of an interrupted pull: redo it.
-            self.snapshots.remove(key).map_err(internal)?;
+        {
+            let _guard = self.lock();
+            if self.snapshots.exists(key) {
+                // A snapshot without a record is a leftover of an interrupted pull: redo it.
+                self.snapshots.remove(key).map_err(internal)?;
+            }
         }
-        let result = self.unpack_locked(index, blob, key, parent, diff_id);
+        // Not under the lock: the source may be a network stream.
+        let result = self.unpack_locked(index, key, parent, diff_id, src);
         match result {
             Ok(size_bytes) => Ok(PulledLayer {
                 record: LayerRecord {
@@ -143,26 +184,27 @@ impl ImageService {
     fn unpack_locked(
         &self,
         index: usize,
-        blob: &LayerBlob,
         key: &str,
         parent: Option<&Digest>,
         diff_id: &Digest,
+        buffered: &mut (dyn BufRead + Send),
     ) -> Result<u64, ImageError> {
-        let file = self.content.open_blob(&blob.digest).map_err(internal)?;
-        let mut buffered = BufReader::with_capacity(COPY_BUFFER_BYTES, file);
-        let head = buffered.fill_buf().map_err(internal)?;
+        let head = buffered
+            .fill_buf()
+            .map_err(|e| ImageError::InvalidArchive(format!("layer {}: read: {e}", index + 1)))?;
         let compression = Compression::detect(head);
-        let decoded: Box<dyn Read> = match compression {
+        let mut decoded: Box<dyn Read + Send + '_> = match compression {
             Compression::None => Box::new(buffered),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered).map_err(internal)?),
         };
-        let mut reader = HashingReader::new(decoded);
-        let stats = self
-            .snapshots
-            .apply_layer(key, parent.map(Digest::hex), &mut reader)
-            .map_err(|e| snapshot_error(index, e))?;
-        let (actual, _) = reader.finish_draining().map_err(|e| {
+        // Inflate and hash on one thread while the snapshotter writes files on this one.
+        let (applied, hashed) = super::pipe::pipelined(&mut *decoded, |reader| {
+            self.snapshots
+                .apply_layer(key, parent.map(Digest::hex), reader)
+        });
+        let stats = applied.map_err(|e| snapshot_error(index, e))?;
+        let (actual, _) = hashed.map_err(|e| {
             ImageError::InvalidArchive(format!("layer {}: corrupt compressed data: {e}", index + 1))
         })?;
         if &actual != diff_id {
@@ -202,6 +244,9 @@ impl ImageService {
                 .iter()
                 .find(|l| l.record.chain_id == chain.as_str())
             {
+                if !self.snapshots.exists(chain.hex()) {
+                    return Err(internal(format!("layer {chain} vanished during the pull")));
+                }
                 size_bytes += l.record.size_bytes;
             } else if let Some(l) = read.layer(chain.as_str()).map_err(internal)? {
                 size_bytes += l.size_bytes;
