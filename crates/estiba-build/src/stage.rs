@@ -659,16 +659,23 @@ impl<'a> Run<'a> {
         if !self.opts.no_cache {
             let hit = match self.b.images.build_cache_get(&key)? {
                 Some(id) => Some(id),
-                None => self.b.images.cache_from_match(
-                    &st.image_id,
-                    &self.cache_from,
-                    &created_by,
-                    &st.config,
-                )?,
+                None => {
+                    let from = self.b.images.cache_from_match(
+                        &st.image_id,
+                        &self.cache_from,
+                        &created_by,
+                        &st.config,
+                    )?;
+                    // Remembered, so that the next build hits without --cache-from (a
+                    // local hit needs no write: a write transaction per step is slow).
+                    if let Some(id) = &from {
+                        self.b.images.build_cache_put(&key, id)?;
+                    }
+                    from
+                }
             };
             if let Some(id) = hit {
                 self.say(" ---> Using cache\n".into());
-                self.b.images.build_cache_put(&key, &id)?;
                 st.image_id = id;
                 return Ok(());
             }
