@@ -3,7 +3,7 @@
 //! except where Docker itself leaves a created container (a start that fails, e.g. a bad user).
 //! Also daemon.json's `runtimes` and `default-runtime` keys.
 
-use estiba_e2e::{disk, testimg, Cli, Daemon};
+use estiba_e2e::{disk, testimg, wait_until, Cli, Daemon};
 
 fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
@@ -303,5 +303,11 @@ fn a_runtime_that_is_a_wrapper_script_runs_containers() {
     assert_eq!(out.stdout.trim(), "wrapped", "{out}");
     let calls = std::fs::read_to_string(&marker).expect("the wrapper ran");
     assert!(calls.lines().any(|l| l.contains(" create ")), "{calls}");
-    assert!(footprint(&d).is_empty(), "{:?}", footprint(&d));
+    // --rm answers before the removal has unmounted and deleted everything.
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || footprint(&d)
+            .is_empty()),
+        "{:?}",
+        footprint(&d)
+    );
 }
