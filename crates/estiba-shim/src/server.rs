@@ -844,6 +844,9 @@ fn create(args: &ShimArgs, runtime: &Runtime, pid_file: &Path) -> Result<Contain
         stdio::tty_runtime_stdio(),
     );
     let io = created.and_then(|()| stdio::receive_pty(&console, args.stdin));
+    if let Ok(ContainerIo { pty: Some(pty), .. }) = &io {
+        stdio::apply_console_size(pty, bundle);
+    }
     drop(console);
     let _ = std::fs::remove_file(&console_path);
     if io.is_err() {

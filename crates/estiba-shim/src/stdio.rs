@@ -174,3 +174,34 @@ impl StdinSink {
         self.pending.clear();
     }
 }
+
+/// Largest spec file read for its console size.
+const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Gives the pty the bundle's `process.consoleSize` (Docker's `ConsoleSize`, height and width),
+/// which the runtime leaves alone, before the container's process runs, as runc does: the
+/// client's first resize arrives after `start`, and a process that asks for its size sooner
+/// would see 0x0. Best effort: a spec without a size leaves the pty as it is.
+pub(crate) fn apply_console_size(pty: &OwnedFd, bundle: &std::path::Path) {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(bundle.join("config.json"))
+        .and_then(|f| f.take(MAX_SPEC_BYTES).read_to_string(&mut text));
+    if read.is_err() {
+        return;
+    }
+    let Ok(spec) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let size = &spec["process"]["consoleSize"];
+    let dim = |k: &str| size[k].as_u64().and_then(|v| u16::try_from(v).ok());
+    if let (Some(height), Some(width)) = (dim("height"), dim("width")) {
+        let ws = rustix::termios::Winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let _ = rustix::termios::tcsetwinsize(pty, ws);
+    }
+}
