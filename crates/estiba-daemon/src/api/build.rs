@@ -123,6 +123,9 @@ fn line(v: &serde_json::Value) -> Bytes {
     Bytes::from(l)
 }
 
+/// Most context bytes read and dropped after a build failed before reading them all.
+const MAX_DRAIN_BYTES: u64 = 1 << 30;
+
 /// `POST /build`.
 async fn build(
     State(state): State<SharedState>,
@@ -155,6 +158,13 @@ async fn build(
         };
         let result = builder.build(&opts, &mut reader, &mut out);
         let Err(e) = result else { return };
+        // The client is still writing the context: answering (and closing) before it is done
+        // makes its write fail with EPIPE instead of showing our error, so the rest is read
+        // and dropped first (docker reads the whole context too), up to a bound.
+        let _ = std::io::copy(
+            &mut std::io::Read::take(&mut reader, MAX_DRAIN_BYTES),
+            &mut std::io::sink(),
+        );
         let early = matches!(
             e,
             BuildError::Parse(_) | BuildError::Invalid(_) | BuildError::Context(_)
