@@ -68,7 +68,7 @@ impl Fixture {
             "linux": {
                 "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"},
                                {"type": "network"}],
-                "cgroupsPath": format!("/estiba-shimtest/{id}"),
+                "cgroupsPath": format!("/estiba-shimtest-{id}"),
                 "maskedPaths": ["/proc/kcore"],
                 "readonlyPaths": ["/proc/sys"]
             }
@@ -131,14 +131,15 @@ impl Fixture {
 }
 
 impl Drop for Fixture {
-    /// runc removes each container's own cgroup; the shared parent goes with the last fixture
-    /// (rmdir of a cgroup that still has children fails, which is what we want).
+    /// runc removes the container's cgroup; whatever a failed test left goes here. Each fixture
+    /// has its own top-level cgroup: a shared parent removed by one test's drop raced another
+    /// test's runc between its mkdir of the parent and of the child (ENOENT, seen in CI).
     fn drop(&mut self) {
         let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
         for c in controllers.flatten() {
-            let _ = std::fs::remove_dir(c.path().join("estiba-shimtest"));
+            let _ = std::fs::remove_dir(c.path().join(format!("estiba-shimtest-{}", self.args.id)));
         }
     }
 }
