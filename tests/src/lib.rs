@@ -4,6 +4,7 @@
 //!
 //! The harness panics with a clear message when something is wrong: it only runs inside tests.
 
+pub mod build;
 pub mod disk;
 pub mod http;
 
@@ -666,4 +667,12 @@ pub fn require_docker_py() {
         out.code, 0,
         "docker-py is missing: pip install docker\n{out}"
     );
+}
+
+/// A daemon with the offline busybox image loaded, as most end-to-end tests start.
+pub fn daemon_with_busybox() -> Daemon {
+    let d = Daemon::start();
+    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    d
 }

@@ -2,37 +2,9 @@
 //! (DOCKER_BUILDKIT=0): every common instruction, docker's progress output, history, a failing
 //! RUN, a missing COPY source, a syntax error, and a context that escapes itself.
 
-use std::path::{Path, PathBuf};
-
-use estiba_e2e::{run_command, testimg, Cli, CmdOutput, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
-
-/// A fresh context directory with these files.
-fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
-    for (name, content) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    dir
-}
-
-fn docker_build(d: &Daemon, ctx: &Path, args: &[&str]) -> CmdOutput {
-    let mut full = vec!["build"];
-    full.extend_from_slice(args);
-    let ctx = ctx.to_str().unwrap();
-    full.push(ctx);
-    let mut cmd = d.command(Cli::Docker, &full);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    run_command(cmd, None)
-}
+use estiba_e2e::{
+    build::context, build::docker_build, daemon_with_busybox, run_command, Cli, Daemon,
+};
 
 fn inspect(d: &Daemon, image: &str, format: &str) -> String {
     d.docker(&["image", "inspect", "--format", format, image])

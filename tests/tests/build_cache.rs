@@ -3,35 +3,9 @@
 //! file reruns only the steps from its COPY on, a changed build arg reruns the RUN steps after
 //! its ARG, `--no-cache` reruns everything; `--target` builds only the stages it needs.
 
-use std::path::{Path, PathBuf};
-
-use estiba_e2e::{run_command, testimg, Cli, CmdOutput, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
-
-fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
-    for (name, content) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    dir
-}
-
-fn docker_build(d: &Daemon, ctx: &Path, args: &[&str]) -> CmdOutput {
-    let mut full = vec!["build"];
-    full.extend_from_slice(args);
-    full.push(ctx.to_str().unwrap());
-    let mut cmd = d.command(Cli::Docker, &full);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    run_command(cmd, None)
-}
+use estiba_e2e::{
+    build::context, build::docker_build, daemon_with_busybox, run_command, Cli, Daemon,
+};
 
 /// The steps (by number) that printed " ---> Using cache".
 fn cached_steps(out: &str) -> Vec<usize> {

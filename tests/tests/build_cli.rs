@@ -2,26 +2,7 @@
 //! `.dockerignore`, `-` for a Dockerfile on stdin, -f, --build-arg, --label, --target, -q) and
 //! its exit status on failure.
 
-use std::path::PathBuf;
-
-use estiba_e2e::{testimg, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
-
-fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
-    for (name, content) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    dir
-}
+use estiba_e2e::{build::context, daemon_with_busybox};
 
 #[test]
 fn estiba_build_with_flags_ignore_file_and_stdin() {

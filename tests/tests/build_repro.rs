@@ -3,38 +3,13 @@
 //! and `created` comes from the epoch; a bad epoch is refused.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
-use estiba_e2e::{run_command, testimg, Cli, CmdOutput, Daemon};
+use estiba_e2e::{
+    build::context, build::docker_build, daemon_with_busybox, run_command, Cli, Daemon,
+};
 
 const EPOCH: &str = "1700000000";
 const EPOCH_TIME: &str = "2023-11-14T22:13:20Z";
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
-
-fn context(d: &Daemon, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.dir().join(format!("ctx-{}", estiba_e2e::token()));
-    for (name, content) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    dir
-}
-
-fn docker_build(d: &Daemon, ctx: &Path, args: &[&str]) -> CmdOutput {
-    let mut full = vec!["build"];
-    full.extend_from_slice(args);
-    full.push(ctx.to_str().unwrap());
-    let mut cmd = d.command(Cli::Docker, &full);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    run_command(cmd, None)
-}
 
 fn image_id(d: &Daemon, name: &str) -> String {
     d.docker(&["image", "inspect", "--format", "{{.Id}}", name])

@@ -3,14 +3,7 @@
 //! except where Docker itself leaves a created container (a start that fails, e.g. a bad user).
 //! Also daemon.json's `runtimes` and `default-runtime` keys.
 
-use estiba_e2e::{disk, testimg, wait_until, Cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, disk, testimg, wait_until, Cli, Daemon};
 
 /// Names of all containers, sorted.
 fn names(d: &Daemon) -> Vec<String> {

@@ -4,14 +4,7 @@
 
 use std::path::Path;
 
-use estiba_e2e::{testimg, token, wait_until, Cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, token, wait_until, Cli, Daemon};
 
 /// No container or mount of this daemon is left.
 #[track_caller]

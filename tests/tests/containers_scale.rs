@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use estiba_e2e::{disk, testimg, wait_until, Daemon};
+use estiba_e2e::{daemon_with_busybox, disk, wait_until, Daemon};
 
 /// `docker run --rm` containers, run `BATCH` at a time.
 const RUNS: usize = 200;
@@ -17,13 +17,6 @@ const BATCH: usize = 8;
 const FD_SLACK: usize = 16;
 /// How long teardown may take to settle after the last command returned.
 const SETTLE: Duration = Duration::from_secs(20);
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
 
 /// Entries of `dir` (none when it does not exist).
 fn entries(dir: &Path) -> Vec<PathBuf> {

@@ -5,14 +5,7 @@
 
 use std::time::Duration;
 
-use estiba_e2e::{testimg, wait_until, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, wait_until, Daemon};
 
 /// No container, container dir, shim state or cgroup of this daemon is left.
 #[track_caller]

@@ -7,14 +7,7 @@ use std::process::Command;
 
 use std::time::Duration;
 
-use estiba_e2e::{run_command, testimg, wait_until, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, run_command, wait_until, Daemon};
 
 /// Runs `shell` under util-linux `script`, so the docker CLI has a terminal.
 fn in_pty(d: &Daemon, shell: &str) -> estiba_e2e::CmdOutput {

@@ -6,17 +6,10 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use estiba_e2e::{run_command, testimg, wait_until, Daemon};
+use estiba_e2e::{daemon_with_busybox, run_command, wait_until, Daemon};
 
 /// How long a container's httpd may take to answer.
 const HTTP_WAIT: Duration = Duration::from_secs(10);
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
 
 /// A TCP port that is free on the host right now.
 fn free_port() -> u16 {

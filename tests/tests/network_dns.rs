@@ -1,14 +1,7 @@
 //! The embedded DNS server beyond A records: PTR queries for containers' addresses answered as
 //! `<name>.<network>` (as Docker does), and DNS over TCP on 127.0.0.11:53.
 
-use estiba_e2e::{testimg, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, Daemon};
 
 fn ip_of(d: &Daemon, container: &str, network: &str) -> String {
     let f = format!("{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}");

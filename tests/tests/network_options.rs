@@ -4,14 +4,7 @@
 
 use std::process::Command;
 
-use estiba_e2e::{run_command, testimg, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, run_command, testimg, Daemon};
 
 fn inspect(d: &Daemon, format: &str, object: &str) -> String {
     d.docker(&["inspect", "-f", format, object])

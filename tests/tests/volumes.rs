@@ -8,14 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use estiba_e2e::{testimg, wait_until, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, testimg, wait_until, Daemon};
 
 fn volume_names(d: &Daemon) -> Vec<String> {
     let out = d.docker(&["volume", "ls", "-q"]);

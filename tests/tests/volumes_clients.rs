@@ -3,14 +3,7 @@
 
 use std::process::Command;
 
-use estiba_e2e::{require_docker_py, run_command, testimg, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, require_docker_py, run_command};
 
 #[test]
 fn estiba_run_takes_dockers_mount_flags() {

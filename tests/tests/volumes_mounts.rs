@@ -8,14 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use estiba_e2e::{testimg, wait_until, Cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    let d = Daemon::start();
-    let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
-    d.load(&[&image]);
-    d
-}
+use estiba_e2e::{daemon_with_busybox, wait_until, Cli, Daemon};
 
 fn mountpoint(d: &Daemon, name: &str) -> PathBuf {
     let out = d.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", name]);
