@@ -50,19 +50,9 @@ fn missing(src: &str, from_context: bool) -> BuildError {
     }
 }
 
-/// A source path cleaned lexically and kept inside the root.
+/// A source path cleaned lexically and kept inside the root, without its leading `/`.
 fn clean_rel(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    out.join("/")
+    crate::layer::clean(p).trim_start_matches('/').to_string()
 }
 
 fn has_wildcard(s: &str) -> bool {

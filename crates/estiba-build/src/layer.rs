@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, Write};
 /// Largest PAX or long-name record carried over.
 const MAX_META_BYTES: u64 = 1 << 20;
 
-/// `/a/./b/../c/` to `/a/c`.
+/// `/a/./b/../c/` to `/a/c` (lexical, never above `/`): the builder's one path cleaner.
 pub fn clean(p: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for seg in p.split('/') {
@@ -159,6 +159,14 @@ fn read_block(input: &mut dyn Read, block: &mut [u8; 512]) -> io::Result<bool> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn clean_is_lexical_and_stays_under_the_root() {
+        assert_eq!(clean("/a/./b/../c/"), "/a/c");
+        assert_eq!(clean("/"), "/");
+        assert_eq!(clean("../../etc"), "/etc");
+        assert_eq!(clean("a//b"), "/a/b");
+    }
 
     fn tar_of(entries: &[(&str, u64)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -278,7 +278,7 @@ impl<'a> Run<'a> {
             "WORKDIR" => {
                 let dir = self.expand_word(st, &ins.rest)?;
                 let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
-                let path = clean_abs(&if dir.starts_with('/') {
+                let path = crate::layer::clean(&if dir.starts_with('/') {
                     dir
                 } else {
                     format!("{}/{dir}", if cur.is_empty() { "/" } else { &cur })
@@ -857,21 +857,6 @@ fn obj_entry<'v>(config: &'v mut Value, key: &str) -> &'v mut Map<String, Value>
     }
 }
 
-/// `/a/./b/../c` to `/a/c`.
-fn clean_abs(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
 /// A layer holding one new directory (WORKDIR's).
 fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
     let mut tar = tar::Builder::new(Vec::new());
@@ -938,8 +923,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(clean_abs("/a/./b/../c/"), "/a/c");
-        assert_eq!(clean_abs("/"), "/");
         let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
         let group = "root:x:0:\nstaff:x:50:\napp:x:1001:\n";
         let mut lookup =
