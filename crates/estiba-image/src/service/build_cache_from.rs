@@ -149,14 +149,7 @@ impl ImageService {
             size_bytes,
             last_tag_time: None,
             parent: Some(parent.id.clone()),
-            labels: config["Labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: super::commit::config_labels(config),
             os: parent.os.clone(),
             architecture: parent.architecture.clone(),
             variant: parent.variant.clone(),

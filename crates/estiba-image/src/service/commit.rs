@@ -152,14 +152,7 @@ impl ImageService {
             size_bytes: base.size_bytes + new_layer.as_ref().map_or(0, |l| l.size_bytes),
             last_tag_time: None,
             parent: Some(base.id.clone()),
-            labels: config["config"]["Labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: config_labels(&config["config"]),
             os: base.os.clone(),
             architecture: base.architecture.clone(),
             variant: base.variant.clone(),
@@ -222,6 +215,20 @@ fn edit_config(
             obj.insert("history".into(), Value::Array(vec![Value::Object(entry)]));
         }
     }
+}
+
+/// The `Labels` of a container config (the image config's `config`), as the record keeps them.
+pub(super) fn config_labels(
+    config: &serde_json::Value,
+) -> std::collections::BTreeMap<String, String> {
+    config["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

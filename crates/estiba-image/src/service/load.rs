@@ -314,18 +314,10 @@ pub(super) fn save(
         ids = selected.iter().map(|(i, _)| i.id.clone()).collect();
         for (img, refs) in selected {
             let config = Digest::parse(&img.id).map_err(internal)?;
-            let mut layers = Vec::with_capacity(img.chain_ids.len());
-            for c in &img.chain_ids {
-                let layer = r
-                    .layer(c)
-                    .map_err(internal)?
-                    .ok_or_else(|| internal(format!("layer {c} of image {} missing", img.id)))?;
-                let blob = layer.blob.ok_or_else(|| {
-                    internal(format!("layer {c} of image {} has no stored tar", img.id))
-                })?;
-                let d = Digest::parse(&blob.digest).map_err(internal)?;
-                layers.push((d, blob.size_bytes, blob.media_type));
-            }
+            let layers: Vec<(Digest, u64, String)> = super::pull::stored_layer_blobs(&r, &img)?
+                .into_iter()
+                .map(|b| (b.digest, b.size_bytes, b.media_type))
+                .collect();
             for d in std::iter::once(&config).chain(layers.iter().map(|(d, _, _)| d)) {
                 if !files.contains_key(d) {
                     files.insert(d.clone(), svc.content.open_blob(d).map_err(internal)?);

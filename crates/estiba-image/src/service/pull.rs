@@ -321,21 +321,7 @@ impl ImageService {
     pub fn push_source(&self, name: &str) -> Result<PushSource, ImageError> {
         let r = self.store.read().map_err(internal)?;
         let (img, _) = resolve(&r, name)?;
-        let mut layers = Vec::with_capacity(img.chain_ids.len());
-        for c in &img.chain_ids {
-            let layer = r
-                .layer(c)
-                .map_err(internal)?
-                .ok_or_else(|| internal(format!("layer {c} of image {} missing", img.id)))?;
-            let blob = layer.blob.ok_or_else(|| {
-                internal(format!("layer {c} of image {} has no stored tar", img.id))
-            })?;
-            layers.push(LayerBlob {
-                digest: Digest::parse(&blob.digest).map_err(internal)?,
-                size_bytes: blob.size_bytes,
-                media_type: blob.media_type,
-            });
-        }
+        let layers = stored_layer_blobs(&r, &img)?;
         Ok(PushSource {
             image_id: Digest::parse(&img.id).map_err(internal)?,
             config_size_bytes: img.config_size_bytes,
@@ -383,4 +369,28 @@ impl ImageService {
             }
         }
     }
+}
+
+/// The stored blob of each of `img`'s layers, bottom first (what push and save send).
+pub(super) fn stored_layer_blobs(
+    r: &impl Reader,
+    img: &ImageRecord,
+) -> Result<Vec<LayerBlob>, ImageError> {
+    img.chain_ids
+        .iter()
+        .map(|c| {
+            let layer = r
+                .layer(c)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("layer {c} of image {} missing", img.id)))?;
+            let blob = layer.blob.ok_or_else(|| {
+                internal(format!("layer {c} of image {} has no stored tar", img.id))
+            })?;
+            Ok(LayerBlob {
+                digest: Digest::parse(&blob.digest).map_err(internal)?,
+                size_bytes: blob.size_bytes,
+                media_type: blob.media_type,
+            })
+        })
+        .collect()
 }
