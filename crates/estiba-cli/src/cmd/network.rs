@@ -245,15 +245,7 @@ async fn inspect(client: &mut Client, a: InspectArgs) -> anyhow::Result<()> {
         }
     }
     out(&crate::cmd::inspect::render(a.format.as_deref(), &found)?)?;
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 async fn rm(client: &mut Client, a: RmArgs) -> anyhow::Result<()> {
@@ -268,15 +260,7 @@ async fn rm(client: &mut Client, a: RmArgs) -> anyhow::Result<()> {
             Err(e) => errors.push(format!("Error response from daemon: {e}")),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 async fn prune(client: &mut Client, a: PruneArgs) -> anyhow::Result<()> {

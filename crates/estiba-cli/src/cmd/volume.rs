@@ -266,15 +266,7 @@ async fn rm(client: &mut Client, a: RmArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StatusError {
-            code: 1,
-            message: errors.join("\n"),
-        }
-        .into())
-    }
+    StatusError::from_errors(errors)
 }
 
 const ANONYMOUS_WARNING: &str = "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?";

@@ -503,13 +503,7 @@ pub(crate) async fn stats(client: &mut Client, a: StatsArgs, _cmd: &str) -> anyh
                 Err(e) => return Err(e),
             }
         }
-        if !errors.is_empty() {
-            return Err(StatusError {
-                code: 1,
-                message: errors.join("\n"),
-            }
-            .into());
-        }
+        StatusError::from_errors(errors)?;
         let text = compiled.render(&stats_header(), &rows)?;
         if a.no_stream {
             return out(&text);
