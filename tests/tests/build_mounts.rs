@@ -264,3 +264,38 @@ fn tmpfs_and_bind_mounts_work_and_leave_no_trace() {
         "{host}"
     );
 }
+
+#[test]
+fn a_malformed_secrets_header_is_refused_and_builds_nothing() {
+    let d = daemon_with_busybox();
+    let mut tar = tar::Builder::new(Vec::new());
+    let dockerfile = b"FROM busybox\nRUN --mount=type=secret,id=tok true\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "Dockerfile", &dockerfile[..])
+        .expect("tar");
+    let body = tar.into_inner().expect("tar");
+    let before = d.image_ids();
+    for (header, want) in [
+        ("!!not-base64!!", "invalid secrets header"),
+        // base64 of JSON whose value is not base64.
+        ("eyJ0b2siOiIhISJ9", "invalid value of secret tok"),
+        // base64 of {"a b":"eA=="}: an ID with a space.
+        ("eyJhIGIiOiJlQT09In0=", "invalid secret id"),
+    ] {
+        let resp = d.api_with_headers(
+            "POST",
+            "/build?t=nosecret",
+            &[
+                ("Content-Type", "application/x-tar"),
+                ("X-Estiba-Build-Secrets", header),
+            ],
+            Some(&body),
+        );
+        let text = String::from_utf8_lossy(&resp.body);
+        assert_eq!(resp.status, 400, "{header}: {text}");
+        assert!(text.contains(want), "{header}: {text}");
+    }
+    assert_eq!(d.image_ids(), before);
+}
