@@ -25,3 +25,30 @@ pub fn docker_build(d: &Daemon, ctx: &Path, args: &[&str]) -> CmdOutput {
     cmd.env("DOCKER_BUILDKIT", "0");
     run_command(cmd, None)
 }
+
+/// `docker save IMAGE`, split: each layer's tar bytes (bottom first) and the config's bytes.
+pub fn saved_layers(d: &Daemon, image: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let out = d.dir().join(format!("save-{}.tar", token()));
+    d.docker(&["save", "-o", out.to_str().expect("utf-8 path"), image])
+        .ok();
+    let mut outer = tar::Archive::new(std::fs::File::open(&out).expect("open saved tar"));
+    let mut files = std::collections::HashMap::new();
+    for e in outer.entries().expect("saved tar") {
+        let mut e = e.expect("saved tar entry");
+        let name = e.path().expect("entry path").display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).expect("read entry");
+        files.insert(name, bytes);
+    }
+    std::fs::remove_file(out).expect("remove saved tar");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
+    let config = files[manifest[0]["Config"].as_str().expect("Config")].clone();
+    let layers = manifest[0]["Layers"]
+        .as_array()
+        .expect("Layers")
+        .iter()
+        .map(|l| files[l.as_str().expect("layer path")].clone())
+        .collect();
+    (layers, config)
+}

@@ -3,8 +3,6 @@
 //! `builder prune`, tmpfs and bind mounts (context, stage, rw), and no mount point left in a
 //! layer.
 
-use std::io::Read;
-
 use estiba_e2e::{
     build::context, build::docker_build, daemon_with_busybox, run_command, Cli, Daemon,
 };
@@ -14,28 +12,12 @@ const SECRET: &str = "s3cret-Value-7f1d9c";
 /// One saved layer: its entry paths and its raw bytes.
 type SavedLayer = (Vec<String>, Vec<u8>);
 
-/// Every layer of `image` (through `docker save`), and the config.
+/// Every layer of `image` (through `docker save`) with its entry paths, and the config.
 fn saved(d: &Daemon, image: &str) -> (Vec<SavedLayer>, Vec<u8>) {
-    let out = d.dir().join(format!("save-{}.tar", estiba_e2e::token()));
-    d.docker(&["save", "-o", out.to_str().unwrap(), image]).ok();
-    let mut outer = tar::Archive::new(std::fs::File::open(&out).unwrap());
-    let mut files = std::collections::HashMap::new();
-    for e in outer.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        e.read_to_end(&mut bytes).unwrap();
-        files.insert(name, bytes);
-    }
-    std::fs::remove_file(out).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
-    let config = files[manifest[0]["Config"].as_str().unwrap()].clone();
-    let layers = manifest[0]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let bytes = files[l.as_str().unwrap()].clone();
+    let (layers, config) = estiba_e2e::build::saved_layers(d, image);
+    let layers = layers
+        .into_iter()
+        .map(|bytes| {
             let names = tar::Archive::new(&bytes[..])
                 .entries()
                 .unwrap()

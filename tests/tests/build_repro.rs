@@ -2,8 +2,6 @@
 //! two uncached builds of the same input give the same image ID, every layer mtime is clamped
 //! and `created` comes from the epoch; a bad epoch is refused.
 
-use std::io::Read;
-
 use estiba_e2e::{
     build::context, build::docker_build, daemon_with_busybox, run_command, Cli, Daemon,
 };
@@ -21,21 +19,8 @@ fn image_id(d: &Daemon, name: &str) -> String {
 
 /// Every entry (path, mtime) of every layer of `image`, through `docker save`.
 fn layer_entries(d: &Daemon, image: &str) -> Vec<(String, u64)> {
-    let out = d.dir().join(format!("save-{}.tar", estiba_e2e::token()));
-    d.docker(&["save", "-o", out.to_str().unwrap(), image]).ok();
-    let mut outer = tar::Archive::new(std::fs::File::open(&out).unwrap());
-    let mut files = std::collections::HashMap::new();
-    for e in outer.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        e.read_to_end(&mut bytes).unwrap();
-        files.insert(name, bytes);
-    }
-    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     let mut entries = Vec::new();
-    for layer in manifest[0]["Layers"].as_array().unwrap() {
-        let bytes = &files[layer.as_str().unwrap()];
+    for bytes in estiba_e2e::build::saved_layers(d, image).0 {
         let mut inner = tar::Archive::new(&bytes[..]);
         for le in inner.entries().unwrap() {
             let le = le.unwrap();
@@ -45,7 +30,6 @@ fn layer_entries(d: &Daemon, image: &str) -> Vec<(String, u64)> {
             ));
         }
     }
-    std::fs::remove_file(out).unwrap();
     entries
 }
 
