@@ -67,6 +67,27 @@ pub struct RunMount {
     pub content: Option<Vec<u8>>,
 }
 
+impl Default for RunMount {
+    /// BuildKit's defaults before the type and the options: a read-only, shared bind.
+    fn default() -> RunMount {
+        RunMount {
+            kind: Kind::Bind,
+            target: String::new(),
+            source: String::new(),
+            from: None,
+            id: String::new(),
+            readonly: true,
+            sharing: Sharing::Shared,
+            required: false,
+            mode: None,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            content: None,
+        }
+    }
+}
+
 fn bad(msg: impl Into<String>) -> BuildError {
     BuildError::Step(msg.into())
 }
@@ -81,21 +102,7 @@ fn truthy(key: &str, v: Option<&str>) -> Result<bool, BuildError> {
 
 /// Parses one `--mount` value (`type=cache,target=/root/.cache,...`).
 pub fn parse(spec: &str) -> Result<RunMount, BuildError> {
-    let mut m = RunMount {
-        kind: Kind::Bind,
-        target: String::new(),
-        source: String::new(),
-        from: None,
-        id: String::new(),
-        readonly: true,
-        sharing: Sharing::Shared,
-        required: false,
-        mode: None,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        content: None,
-    };
+    let mut m = RunMount::default();
     let fields: Vec<&str> = spec.split(',').filter(|f| !f.is_empty()).collect();
     // The type decides the defaults, wherever it is written.
     for f in &fields {

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::mounts::{Kind, RunMount, Sharing};
+use crate::mounts::{Kind, RunMount};
 use crate::parser::Instruction;
 use crate::stage::{Run, State};
 use crate::stage_mounts::StepMount;
@@ -57,17 +57,9 @@ fn script_mount(target: &str, content: &[u8]) -> RunMount {
     RunMount {
         kind: Kind::File,
         target: target.to_string(),
-        source: String::new(),
-        from: None,
-        id: String::new(),
-        readonly: true,
-        sharing: Sharing::Shared,
-        required: false,
         mode: Some(0o755),
-        uid: 0,
-        gid: 0,
-        size: 0,
         content: Some(content.to_vec()),
+        ..RunMount::default()
     }
 }
 
