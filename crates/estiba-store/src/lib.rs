@@ -9,6 +9,8 @@
 mod records;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -47,6 +49,14 @@ pub enum StoreError {
     },
     #[error("metadata schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: u32, supported: u32 },
+}
+
+impl StoreError {
+    /// Whether the error came from the file underneath (e.g. a full disk): redb then refuses
+    /// every later transaction ("Previous I/O error occurred") until the file is opened again.
+    fn is_io(&self) -> bool {
+        matches!(self, StoreError::Db(e) if matches!(**e, redb::Error::Io(_) | redb::Error::PreviousIo))
+    }
 }
 
 macro_rules! redb_into_store_error {
@@ -107,19 +117,29 @@ pub mod tables {
 }
 
 /// The open database.
+///
+/// An I/O error (a full disk, typically) poisons a redb handle for good, so one failed commit
+/// would otherwise stop every later operation until the daemon restarts. The handle is
+/// therefore replaceable: after such an error the next transaction closes it and opens the file
+/// again (redb's recovery brings it back to the last good commit), retrying on each call until
+/// that works, e.g. once there is space again.
 #[derive(Debug)]
 pub struct Store {
-    db: redb::Database,
+    path: PathBuf,
+    /// `None` only between closing a poisoned handle and a successful reopen.
+    db: RwLock<Option<Arc<redb::Database>>>,
+    /// Set on an I/O error; shared with write transactions, which see commit failures.
+    broken: Arc<AtomicBool>,
 }
 
 impl Store {
     /// Opens (or creates) the database file and checks or records its schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = redb::Database::create(path).map_err(|source| StoreError::Open {
+        let store = Store {
             path: path.to_path_buf(),
-            source: Box::new(source),
-        })?;
-        let store = Store { db };
+            db: RwLock::new(Some(Arc::new(open_file(path)?))),
+            broken: Arc::new(AtomicBool::new(false)),
+        };
         let mut tx = store.write()?;
         for table in tables::ALL {
             tx.tx.open_table(table.def())?;
@@ -140,18 +160,57 @@ impl Store {
 
     /// A consistent read-only view.
     pub fn read(&self) -> Result<ReadTx, StoreError> {
-        Ok(ReadTx {
-            tx: self.db.begin_read()?,
-        })
+        let tx = self
+            .database()?
+            .begin_read()
+            .map_err(|e| self.noted(e.into()))?;
+        Ok(ReadTx { tx })
     }
 
     /// A write transaction; nothing is visible to others until [`WriteTx::commit`].
     /// redb allows one writer at a time: this blocks while another write transaction is open.
     pub fn write(&self) -> Result<WriteTx, StoreError> {
+        let tx = self
+            .database()?
+            .begin_write()
+            .map_err(|e| self.noted(e.into()))?;
         Ok(WriteTx {
-            tx: self.db.begin_write()?,
+            tx,
+            broken: Arc::clone(&self.broken),
         })
     }
+
+    /// Marks the handle for reopening when `e` is an I/O error.
+    fn noted(&self, e: StoreError) -> StoreError {
+        if e.is_io() {
+            self.broken.store(true, Ordering::Release);
+        }
+        e
+    }
+
+    /// The current handle, reopened first when an I/O error poisoned it.
+    fn database(&self) -> Result<Arc<redb::Database>, StoreError> {
+        if self.broken.load(Ordering::Acquire) {
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if self.broken.load(Ordering::Acquire) {
+                // redb locks the file: the old handle must be gone before it opens again. A
+                // transaction still running on it keeps it open; the next call retries.
+                db.take();
+                *db = Some(Arc::new(open_file(&self.path)?));
+                self.broken.store(false, Ordering::Release);
+            }
+        }
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        db.clone()
+            .ok_or_else(|| StoreError::Db(Box::new(redb::Error::PreviousIo)))
+    }
+}
+
+fn open_file(path: &Path) -> Result<redb::Database, StoreError> {
+    redb::Database::create(path).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -275,6 +334,7 @@ impl Reader for ReadTx {
 /// A write transaction. Dropping it without [`WriteTx::commit`] discards every change.
 pub struct WriteTx {
     tx: redb::WriteTransaction,
+    broken: Arc<AtomicBool>,
 }
 
 impl Reader for WriteTx {
@@ -371,8 +431,13 @@ impl WriteTx {
 
     /// Makes every change durable and visible at once.
     pub fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit()?;
-        Ok(())
+        self.tx.commit().map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_io() {
+                self.broken.store(true, Ordering::Release);
+            }
+            e
+        })
     }
 }
 

@@ -280,6 +280,9 @@ pub(super) async fn prune(
     }))
 }
 
+/// The most of a failed load's remaining body read before the error is answered.
+const DRAIN_LOAD_ON_ERROR_BYTES: u64 = 8 << 30;
+
 /// `POST /images/load`: the tarball streams from the request into the image service; the
 /// answer is dockerd's JSON lines, `{"stream":"Loaded image: busybox:latest\n"}`.
 pub(super) async fn load(State(state): State<SharedState>, body: Body) -> Response {
@@ -300,6 +303,12 @@ pub(super) async fn load(State(state): State<SharedState>, body: Body) -> Respon
             let _ = progress.blocking_send(Ok(Bytes::from(line)));
         };
         if let Err(e) = images.load(&mut reader, &mut on_loaded) {
+            // Read what the client is still sending (a full disk fails a load half-way): a
+            // connection closed on a client mid-write shows it "broken pipe", not this error.
+            let _ = std::io::copy(
+                &mut std::io::Read::take(&mut reader, DRAIN_LOAD_ON_ERROR_BYTES),
+                &mut std::io::sink(),
+            );
             let _ = tx.blocking_send(Err(ApiError::from(e)));
         }
     });
