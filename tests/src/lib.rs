@@ -670,6 +670,25 @@ pub fn require_docker_py() {
     );
 }
 
+/// (pid, command line) of every estiba-shim process whose command line mentions `dir` (a
+/// daemon's temp dir, or a container ID).
+pub fn shims_of(dir: &Path) -> Vec<(String, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.to_owned();
+            pid.parse::<u32>().ok()?;
+            let raw = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            (cmdline.contains("estiba-shim") && cmdline.contains(&needle)).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
 /// A daemon with the offline busybox image loaded, as most end-to-end tests start.
 pub fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use estiba_e2e::{daemon_with_busybox, disk, wait_until, Daemon};
+use estiba_e2e::{daemon_with_busybox, disk, shims_of, wait_until, Daemon};
 
 /// `docker run --rm` containers, run `BATCH` at a time.
 const RUNS: usize = 200;
@@ -34,21 +34,6 @@ fn fd_count(pid: u32) -> usize {
 /// leaked container pty master shows in the fd counts instead.
 fn pts_count() -> usize {
     entries(Path::new("/dev/pts")).len()
-}
-
-/// Pids of estiba-shim processes whose command line mentions `dir`.
-fn shims_of(dir: &Path) -> Vec<(String, String)> {
-    let needle = dir.to_string_lossy().into_owned();
-    entries(Path::new("/proc"))
-        .into_iter()
-        .filter_map(|p| {
-            let pid = p.file_name()?.to_str()?.to_owned();
-            pid.parse::<u32>().ok()?;
-            let raw = std::fs::read(p.join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-            (cmdline.contains("estiba-shim") && cmdline.contains(&needle)).then_some((pid, cmdline))
-        })
-        .collect()
 }
 
 /// Cgroup directories left for `ids` in any controller hierarchy.

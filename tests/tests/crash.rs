@@ -1,6 +1,6 @@
-//! A daemon killed with SIGKILL in the middle of a load: after a restart no half image is
-//! visible, the image loaded before is intact, and the stray blobs, temp files and snapshots
-//! of the interrupted load are collected.
+//! Crashes: a daemon killed with SIGKILL in the middle of a load (after a restart no half
+//! image is visible, the image loaded before is intact, and the stray blobs, temp files and
+//! snapshots of the interrupted load are collected), and a shim killed with SIGKILL.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use estiba_e2e::disk;
 use estiba_e2e::testimg::{self, ArchiveOptions};
-use estiba_e2e::{wait_until, Cli, Daemon};
+use estiba_e2e::{daemon_with_busybox, shims_of, wait_until, Cli, Daemon};
 
 #[test]
 fn sigkill_during_load_leaves_no_image_and_no_strays() {
@@ -109,4 +109,95 @@ fn sigkill_during_load_leaves_no_image_and_no_strays() {
         "Loaded image: estiba/big:latest",
         "{out}"
     );
+}
+
+/// The (single) shim process of container `id`.
+fn shim_pid(id: &str) -> i32 {
+    let shims = shims_of(std::path::Path::new(id));
+    assert_eq!(shims.len(), 1, "shims of {id}: {shims:?}");
+    shims[0]
+        .0
+        .parse()
+        .unwrap_or_else(|e| panic!("pid {:?}: {e}", shims[0].0))
+}
+
+fn kill9(pid: i32) {
+    let pid = rustix::process::Pid::from_raw(pid).unwrap_or_else(|| panic!("pid {pid}"));
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+        .unwrap_or_else(|e| panic!("kill -9 {pid:?}: {e}"));
+}
+
+/// Whether `pid` is gone or a zombie (this machine's PID 1 may reap late).
+fn dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// A shim killed with SIGKILL takes its container with it, as containerd does when a shim
+/// dies: the container shows Exited (137), nothing of it keeps running or stays behind, and a
+/// restart policy brings it back.
+#[test]
+fn a_killed_shim_ends_its_container_with_137_and_leaves_nothing() {
+    let d = daemon_with_busybox();
+    let out = d.docker(&["run", "-d", "--network", "none", "busybox", "sleep", "600"]);
+    let id = out.ok().stdout.trim().to_owned();
+    let init = d.docker(&["inspect", "-f", "{{.State.Pid}}", &id]);
+    let init = init.ok().stdout.trim().to_owned();
+
+    kill9(shim_pid(&id));
+    let status = || {
+        let out = d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &id,
+        ]);
+        out.stdout.trim().to_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || status() == "exited 137"),
+        "after the shim's death: {}\n--- log ---\n{}",
+        status(),
+        d.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || dead(&init)),
+        "the container's init {init} outlived its shim"
+    );
+    d.docker(&["rm", &id]).ok();
+    let left = d.leftovers_after(Duration::from_secs(10));
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // With a restart policy the container comes back, under a new shim.
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let id = out.ok().stdout.trim().to_owned();
+    let first = shim_pid(&id);
+    kill9(first);
+    let back = || {
+        let out = d.docker(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id]);
+        out.stdout.trim() == "running 1"
+            && shims_of(std::path::Path::new(&id))
+                .iter()
+                .any(|(pid, _)| *pid != first.to_string())
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), back),
+        "not restarted: {}",
+        d.docker(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", &id])
+    );
+    d.docker(&["rm", "-f", &id]).ok();
 }

@@ -95,8 +95,11 @@ impl ContainerService {
                 tracing::warn!("lost the shim of {}: {e}", c.id);
                 match estiba_shim::read_exit_file(&state_dir) {
                     Ok(Some(exit)) => exit,
+                    // The shim died before the container (it was killed): the runtime's
+                    // forced delete kills what is left, and the exit is 128 + SIGKILL, as
+                    // containerd reports a task whose shim died.
                     _ => ExitInfo {
-                        exit_code: 255,
+                        exit_code: 137,
                         finished_at: now_rfc3339(),
                         oom_killed: false,
                     },
