@@ -3,6 +3,7 @@
 //! escape the rootfs, `docker diff` and `docker export`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use estiba_e2e::{daemon_with_busybox, token, wait_until, Cli, Daemon};
 
@@ -290,6 +291,38 @@ fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
         out.stderr.contains("container rootfs is marked read-only"),
         "{out}"
     );
+    // A symlink that leads into the read-only mount is refused the same way (moby checks the
+    // resolved path), running and stopped, instead of failing on the kernel's EROFS.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "rolink",
+        "-v",
+        "cpdata:/ro:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s /ro /lnk && exec sleep 600",
+    ])
+    .ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            d.docker(&["exec", "rolink", "test", "-L", "/lnk"]).code == 0
+        }),
+        "the symlink was not made"
+    );
+    for state in ["running", "stopped"] {
+        if state == "stopped" {
+            d.docker(&["stop", "-t", "0", "rolink"]).ok();
+        }
+        let out = d.docker(&["cp", second.to_str().unwrap_or_default(), "rolink:/lnk/"]);
+        assert_eq!(out.code, 1, "{state}: {out}");
+        assert!(
+            out.stderr.contains("mounted volume is marked read-only"),
+            "{state}: {out}"
+        );
+    }
     let out = d.docker(&["run", "--rm", "-v", "cpdata:/v", "busybox", "ls", "/v"]);
     assert_eq!(
         out.lines(),
@@ -297,7 +330,8 @@ fn cp_crosses_the_running_containers_volumes_and_tmpfs_mounts() {
         "{out}"
     );
 
-    d.docker(&["rm", "-f", "vbox", "rovol", "rofs"]).ok();
+    d.docker(&["rm", "-f", "vbox", "rovol", "rofs", "rolink"])
+        .ok();
     d.docker(&["volume", "rm", "cpdata"]).ok();
     assert_clean(&d);
 }

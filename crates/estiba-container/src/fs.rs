@@ -105,6 +105,7 @@ impl ContainerService {
                     "extraction point is not a directory".to_string(),
                 ));
             }
+            check_resolved_writable(root, fd.as_fd(), st.st_dev)?;
             // Reopened for reading through the descriptor: never through the path again.
             let dir = rustix::fs::openat(
                 &fd,
@@ -296,6 +297,27 @@ fn check_writable(record: &ContainerRecord, path: &str) -> Result<(), ContainerE
         ));
     }
     Ok(())
+}
+
+/// The same refusals for where `path` really leads: a symlink can take a lexically writable
+/// path into a read-only mount (moby checks the path after resolving it in the container). The
+/// opened directory's own mount says whether it is read-only; its device tells the rootfs from
+/// a volume or bind.
+fn check_resolved_writable(
+    root: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    dir_dev: u64,
+) -> Result<(), ContainerError> {
+    let vfs = rustix::fs::fstatvfs(dir).map_err(internal)?;
+    if !vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Ok(());
+    }
+    let root_dev = rustix::fs::fstat(root).map_err(internal)?.st_dev;
+    Err(ContainerError::InvalidParameter(if dir_dev == root_dev {
+        "container rootfs is marked read-only".to_string()
+    } else {
+        "mounted volume is marked read-only".to_string()
+    }))
 }
 
 /// `/proc/<pid>/root` of a running container's init, checked to still belong to the container
