@@ -216,6 +216,9 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// A command line that runs the daemon (its path and flags appended), e.g. a namespace
+    /// set-up; empty to run it directly.
+    wrapper: Vec<String>,
     starts: u32,
     /// This daemon's own bridge, subnets and nftables table (removed on drop).
     net: Option<NetArgs>,
@@ -283,6 +286,12 @@ impl Daemon {
 
     /// Starts a daemon with extra flags (e.g. `--storage-driver vfs`).
     pub fn start_with(extra_args: &[&str]) -> Daemon {
+        Daemon::start_wrapped(&[], extra_args)
+    }
+
+    /// Starts a daemon through `wrapper` (a command line that must end by exec'ing its
+    /// arguments, so the daemon keeps the wrapper's PID), with extra flags.
+    pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("estiba-e2e-")
             .tempdir()
@@ -299,6 +308,7 @@ impl Daemon {
             dir,
             child: None,
             extra_args: args,
+            wrapper: wrapper.iter().map(|s| (*s).to_owned()).collect(),
             starts: 0,
             net,
         };
@@ -402,7 +412,14 @@ impl Daemon {
         let log2 = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cloning the daemon log: {e}"));
-        let mut cmd = Command::new(&estibad);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&estibad);
+                cmd
+            }
+            None => Command::new(&estibad),
+        };
         cmd.arg("-H").arg(self.host());
         // A test may put the data-root elsewhere (e.g. on a small disk of its own).
         if !self.extra_args.iter().any(|a| a == "--data-root") {

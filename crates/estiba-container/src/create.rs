@@ -164,6 +164,16 @@ impl ContainerService {
                 "invalid value for NanoCPUs: must be a positive integer".to_string(),
             ));
         }
+        // The API takes 0 and negative values for "no PIDs limit" (moby's
+        // adaptContainerSettings): none is written at all, so a host without the controller
+        // runs the container.
+        if req.host.limits.pids_limit.is_some_and(|n| n <= 0) {
+            req.host.limits.pids_limit = None;
+        }
+        let warnings = crate::sysinfo::adapt_limits(
+            &mut req.host.limits,
+            crate::sysinfo::CgroupSupport::host(),
+        )?;
 
         let image = self.images.inspect(&req.config.image)?;
         let image_id = image.summary.id.clone();
@@ -316,7 +326,7 @@ impl ContainerService {
         index.insert(id.clone(), Container::new(record.clone()));
         drop(index);
         self.publish(&record, "create", &[]);
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 }
 

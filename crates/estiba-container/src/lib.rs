@@ -38,6 +38,7 @@ mod service;
 mod start;
 mod stats;
 mod status;
+mod sysinfo;
 mod top;
 mod treetar;
 mod update;

@@ -314,7 +314,7 @@ fn online_cpus() -> i64 {
 }
 
 impl ContainerService {
-    /// `docker update`: returns Docker's warnings (none).
+    /// `docker update`: returns Docker's warnings (limits this host cannot apply, discarded).
     pub fn update_resources(
         &self,
         name: &str,
@@ -334,6 +334,10 @@ impl ContainerService {
         };
         let mut host = before.host.clone();
         merge(&mut host.limits, &u).map_err(cannot)?;
+        // What create kept fits the host, so anything discarded here came with this update.
+        let warnings =
+            crate::sysinfo::adapt_limits(&mut host.limits, crate::sysinfo::CgroupSupport::host())
+                .map_err(cannot)?;
         if let Some(policy) = &u.restart_policy {
             if !policy.name.is_empty() {
                 crate::create::check_restart_policy(policy)?;
@@ -358,7 +362,7 @@ impl ContainerService {
             }
         }
         self.publish(&record, "update", &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 }
 

@@ -199,13 +199,23 @@ pub(crate) async fn update(client: &mut Client, a: UpdateArgs, cmd: &str) -> any
         bail!("you must provide one or more flags when using this command");
     };
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     for name in &a.args {
         let path = format!("/containers/{}/update", path_escape(name));
         match client.post_json(&path, &body).await {
-            Ok(_) => out(&format!("{name}\n"))?,
+            Ok(resp) => {
+                out(&format!("{name}\n"))?;
+                let listed = resp.get("Warnings").and_then(|w| w.as_array());
+                let texts = listed.into_iter().flatten().filter_map(|w| w.as_str());
+                warnings.extend(texts.map(str::to_owned));
+            }
             Err(e) if e.downcast_ref::<ApiError>().is_some() => errors.push(format!("{e:#}")),
             Err(e) => return Err(e),
         }
+    }
+    // docker prints the daemon's warnings after the names, on stdout, without a prefix.
+    if !warnings.is_empty() {
+        out(&format!("{}\n", warnings.join("\n")))?;
     }
     StatusError::from_errors(errors)
 }
