@@ -230,6 +230,28 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a healthcheck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<ContainerHealth>,
+}
+
+/// `State.Health` of container inspect.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerHealth {
+    pub status: String,
+    pub failing_streak: i64,
+    pub log: Vec<ContainerHealthResult>,
+}
+
+/// One probe result in `State.Health.Log`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerHealthResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }
 
 /// `GraphDriver` of container inspect.

@@ -170,6 +170,7 @@ impl ContainerService {
         if req.host.limits.pids_limit.is_some_and(|n| n <= 0) {
             req.host.limits.pids_limit = None;
         }
+        crate::health::validate(req.config.healthcheck.as_ref())?;
         let warnings = crate::sysinfo::adapt_limits(
             &mut req.host.limits,
             crate::sysinfo::CgroupSupport::host(),
@@ -214,9 +215,7 @@ impl ContainerService {
                 config.exposed_ports.push(p.clone());
             }
         }
-        if config.healthcheck.is_none() {
-            config.healthcheck = extras.healthcheck;
-        }
+        config.healthcheck = crate::health::merge(config.healthcheck.take(), extras.healthcheck);
 
         let mut host = req.host.clone();
         if host.shm_size_bytes == 0 {

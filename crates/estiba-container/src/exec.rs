@@ -169,6 +169,11 @@ impl ContainerService {
         client.exec_resize(id, height, width).map_err(internal)
     }
 
+    /// Drops an exec instance (the health checks' own, once their result is taken).
+    pub(crate) fn exec_forget(&self, id: &str) {
+        lock(&self.execs.entries).remove(id);
+    }
+
     /// `POST /exec/{id}/start`: runs the process; the caller splices the stream. A runtime
     /// failure records exit code 126 (Docker's) and is returned as the error.
     pub fn exec_start(self: &Arc<Self>, id: &str) -> Result<ExecStream, ContainerError> {

@@ -22,6 +22,7 @@ mod exec;
 mod files;
 mod fs;
 mod fsbinds;
+pub mod health;
 mod lifecycle;
 mod logs;
 pub mod model;

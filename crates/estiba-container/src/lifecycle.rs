@@ -453,6 +453,8 @@ impl ContainerService {
                     if record.state.status == Status::Restarting {
                         self.update(&c, |r| r.state.status = Status::Running, false);
                     }
+                    // Health results go on from `starting`, as after dockerd's restore.
+                    self.start_health_monitor(&c);
                     let service = Arc::clone(self);
                     let spawned = std::thread::Builder::new()
                         .name(format!("monitor-{}", crate::names::short_id(&c.id)))

@@ -29,7 +29,7 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
     pub stop_timeout_s: Option<i64>,
-    /// The image's healthcheck or the user's, kept opaque until health checks land.
+    /// The user's healthcheck merged over the image's (the API's JSON shape; see `health`).
     pub healthcheck: Option<serde_json::Value>,
 }
 
@@ -185,6 +185,8 @@ pub struct State {
     pub has_been_manually_stopped: bool,
     /// Started at least once (restart policies apply only then).
     pub has_been_started: bool,
+    /// `State.Health`, for a container with a healthcheck.
+    pub health: Option<crate::health::Health>,
 }
 
 /// A container as stored in the `containers` table (keyed by ID).

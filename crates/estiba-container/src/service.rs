@@ -124,6 +124,8 @@ pub struct ListFilters {
     pub exited: Vec<i64>,
     /// `volume=`: a volume name or a mount destination.
     pub volume: Vec<String>,
+    /// `health=`: starting, healthy, unhealthy or none.
+    pub health: Vec<String>,
 }
 
 /// A row of `docker ps`.
@@ -653,6 +655,9 @@ fn matches(record: &ContainerRecord, f: &ListFilters) -> bool {
         return false;
     }
     if !crate::mounts::uses_volume(record, &f.volume) {
+        return false;
+    }
+    if !crate::health::health_filter_matches(record, &f.health) {
         return false;
     }
     let exited_ok = f.exited.is_empty()

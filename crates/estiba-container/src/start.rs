@@ -231,6 +231,7 @@ impl ContainerService {
                 );
                 self.publish(&record, "start", &[]);
                 self.spawn_monitor(Arc::clone(c));
+                self.start_health_monitor(c);
                 Ok(())
             }
             Err(StartFailure(e, exit_code)) => {

@@ -43,12 +43,13 @@ pub fn status_string(state: &State, now: chrono::DateTime<chrono::Utc>) -> Strin
     match state.status {
         Status::Running | Status::Paused => {
             let up = seconds_since(&state.started_at, now).unwrap_or(0);
-            let paused = if state.status == Status::Paused {
-                " (Paused)"
-            } else {
-                ""
+            let suffix = match &state.health {
+                _ if state.status == Status::Paused => " (Paused)".to_owned(),
+                Some(h) if h.status == crate::health::STARTING => " (health: starting)".to_owned(),
+                Some(h) if !h.status.is_empty() => format!(" ({})", h.status),
+                _ => String::new(),
             };
-            format!("Up {}{paused}", human_duration(up))
+            format!("Up {}{suffix}", human_duration(up))
         }
         Status::Restarting => {
             let ago = seconds_since(&state.finished_at, now).unwrap_or(0);

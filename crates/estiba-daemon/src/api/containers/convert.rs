@@ -301,6 +301,23 @@ pub(super) fn inspect(
             error: s.error.clone(),
             started_at: or_zero(&s.started_at),
             finished_at: or_zero(&s.finished_at),
+            health: s
+                .health
+                .as_ref()
+                .map(|h| estiba_api::container::ContainerHealth {
+                    status: h.status.clone(),
+                    failing_streak: h.failing_streak,
+                    log: h
+                        .log
+                        .iter()
+                        .map(|l| estiba_api::container::ContainerHealthResult {
+                            start: l.start.clone(),
+                            end: l.end.clone(),
+                            exit_code: l.exit_code,
+                            output: l.output.clone(),
+                        })
+                        .collect(),
+                }),
         },
         image: r.image_id.clone(),
         resolv_conf_path: if started {

@@ -166,8 +166,15 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let filters = Filters::parse(params.get("filters").unwrap_or_default())?;
     filters.only(&[
-        "status", "name", "id", "label", "ancestor", "exited", "volume",
+        "status", "name", "id", "label", "ancestor", "exited", "volume", "health",
     ])?;
+    for h in filters.get("health") {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
+    }
     for s in filters.get("status") {
         if ![
             "created",
@@ -212,6 +219,7 @@ pub(super) async fn list(
         ancestor_ids: Vec::new(),
         exited,
         volume: filters.get("volume").to_vec(),
+        health: filters.get("health").to_vec(),
     };
     let size = params.bool("size");
     let images = Arc::clone(&state.images);
