@@ -530,3 +530,82 @@ fn runc_runtime_gets_the_same_confinement() {
     d.docker(&["rm", "-f", &id]).ok();
     assert_clean(&d, &[id]);
 }
+
+/// `--device` and `--device-cgroup-rule`: the node appears where asked, the cgroup allows
+/// exactly the permissions given, a directory maps every device under it, and bad input gets
+/// dockerd's errors.
+#[test]
+fn devices_and_device_cgroup_rules() {
+    let d = daemon_with_busybox();
+    let run = |args: &[&str]| {
+        let mut full = vec!["run", "--rm", "--network", "none"];
+        full.extend_from_slice(args);
+        d.docker(&full)
+    };
+    let out = run(&[
+        "--device",
+        "/dev/null:/dev/mynull",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c '%F %t:%T' /dev/mynull && echo x > /dev/mynull && echo wrote",
+    ]);
+    assert_eq!(out.ok().stdout, "character special file 1:3\nwrote\n");
+
+    // /dev/loop-control (10:237) is outside Docker's default allow list: read-only as asked.
+    let out = run(&[
+        "--device",
+        "/dev/loop-control:/dev/t:r",
+        "busybox",
+        "sh",
+        "-c",
+        "exec 3</dev/t && echo read-ok; (exec 4>/dev/t) 2>/dev/null || echo write-denied",
+    ]);
+    assert_eq!(out.ok().stdout, "read-ok\nwrite-denied\n");
+    // Without the mapping, a node made by hand is refused by the device cgroup.
+    let probe =
+        "mknod /dev/t c 10 237 && (exec 3</dev/t) 2>/dev/null && echo opened || echo denied";
+    let out = run(&["busybox", "sh", "-c", probe]);
+    assert_eq!(out.ok().stdout, "denied\n");
+    let out = run(&[
+        "--device-cgroup-rule",
+        "c 10:237 rm",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert_eq!(out.ok().stdout, "opened\n");
+
+    // A directory brings every device under it.
+    let out = run(&["--device", "/dev/net", "busybox", "ls", "/dev/net"]);
+    assert_eq!(out.ok().stdout, "tun\n");
+
+    // The docker CLI exits 127 on "no such file or directory", with dockerd too.
+    let out = run(&["--device", "/dev/estiba-nope", "busybox", "true"]);
+    assert_eq!(out.code, 127, "{out}");
+    assert!(
+        out.stderr.contains(
+            "error gathering device information while adding custom device \"/dev/estiba-nope\": no such file or directory"
+        ),
+        "{out}"
+    );
+    let body = br#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/null","PathInContainer":"/dev/n","CgroupPermissions":"rwx"}]}}"#;
+    let resp = d.api("POST", "/containers/create", Some(body));
+    assert_eq!(resp.status, 400);
+    assert!(
+        String::from_utf8_lossy(&resp.body).contains("/dev/null invalid device mode: rwx"),
+        "{}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    let body = br#"{"Image":"busybox","HostConfig":{"DeviceCgroupRules":["c 1:11 rwx"]}}"#;
+    let resp = d.api("POST", "/containers/create", Some(body));
+    assert_eq!(resp.status, 400);
+    assert!(
+        String::from_utf8_lossy(&resp.body).contains("invalid device cgroup rule format"),
+        "{}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    let left = d.docker(&["ps", "-aq"]);
+    assert_eq!(left.ok().stdout, "", "refused creates left containers");
+}

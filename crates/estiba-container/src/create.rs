@@ -171,6 +171,21 @@ impl ContainerService {
             req.host.limits.pids_limit = None;
         }
         crate::health::validate(req.config.healthcheck.as_ref())?;
+        for d in &mut req.host.devices {
+            if d.cgroup_permissions.is_empty() {
+                d.cgroup_permissions = "rwm".to_owned();
+            }
+            if !estiba_oci::valid_device_mode(&d.cgroup_permissions) {
+                return Err(ContainerError::InvalidParameter(format!(
+                    "{} invalid device mode: {}",
+                    d.path_on_host, d.cgroup_permissions
+                )));
+            }
+        }
+        for rule in &req.host.device_cgroup_rules {
+            estiba_oci::parse_device_cgroup_rule(rule)
+                .map_err(|e| ContainerError::InvalidParameter(e.to_string()))?;
+        }
         let warnings = crate::sysinfo::adapt_limits(
             &mut req.host.limits,
             crate::sysinfo::CgroupSupport::host(),

@@ -109,6 +109,10 @@ pub struct HostOptions {
     pub mounts: Vec<serde_json::Value>,
     /// `HostConfig.VolumesFrom` (`--volumes-from NAME[:ro|:rw]`).
     pub volumes_from: Vec<String>,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`.
+    pub device_cgroup_rules: Vec<String>,
     /// `PortBindings`: `"80/tcp"` -> bindings.
     pub port_bindings: BTreeMap<String, Vec<PortBindingSetting>>,
     /// `-P`.
@@ -117,6 +121,15 @@ pub struct HostOptions {
     pub links: Vec<String>,
     /// `NetworkingConfig.EndpointsConfig`, by network name.
     pub endpoints: BTreeMap<String, EndpointSetting>,
+}
+
+/// One `--device HOST[:CONTAINER[:PERMISSIONS]]` (Docker's `DeviceMapping`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// One host binding of a published port.

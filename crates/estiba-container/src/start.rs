@@ -141,7 +141,22 @@ pub(crate) fn container_options(
         },
         // Filled at start by `start_mounts`, which needs the rootfs and the volume service.
         binds: Vec::new(),
-        device_cgroup_rules: Vec::new(),
+        device_cgroup_rules: host.device_cgroup_rules.clone(),
+        devices: host
+            .devices
+            .iter()
+            .map(|d| {
+                estiba_oci::devices_for_mapping(
+                    &d.path_on_host,
+                    &d.path_in_container,
+                    &d.cgroup_permissions,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ContainerError::InvalidParameter(e.to_string()))?
+            .into_iter()
+            .flatten()
+            .collect(),
         network,
         ipc,
         pid,

@@ -30,6 +30,31 @@ pub enum DeviceError {
     TooMany,
     #[error("build device entry: {0}")]
     Build(String),
+    /// moby's wording for a `--device` that cannot be read.
+    #[error(
+        "error gathering device information while adding custom device \"{path}\": {}",
+        go_errno_text(source)
+    )]
+    Gather {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "error gathering device information while adding custom device \"{0}\": not a device node"
+    )]
+    NotADevice(String),
+}
+
+/// An I/O error as Go prints an errno ("no such file or directory"), for dockerd's messages.
+fn go_errno_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 fn rule(
@@ -173,6 +198,72 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<LinuxDevice>) -> Result<(), Devi
     Ok(())
 }
 
+/// The device nodes and cgroup rules of one `--device HOST[:CONTAINER[:PERMS]]` (moby's
+/// `getDevicesFromPath`): a device node, or every device under a directory (mapped under
+/// `in_container` by the same relative path); symlinks on the host path are followed.
+pub fn devices_for_mapping(
+    on_host: &str,
+    in_container: &str,
+    permissions: &str,
+) -> Result<Vec<(LinuxDevice, LinuxDeviceCgroup)>, DeviceError> {
+    let gather = |source: std::io::Error| DeviceError::Gather {
+        path: on_host.to_owned(),
+        source,
+    };
+    let resolved = std::fs::canonicalize(on_host).map_err(gather)?;
+    let meta = std::fs::metadata(&resolved).map_err(gather)?;
+    let target = if in_container.is_empty() {
+        on_host
+    } else {
+        in_container
+    };
+    let with_rule = |mut dev: LinuxDevice, path: PathBuf| {
+        let rule = rule(
+            true,
+            Some(dev.typ()),
+            Some(dev.major()),
+            Some(dev.minor()),
+            permissions,
+        )?;
+        dev.set_path(path);
+        Ok((dev, rule))
+    };
+    if meta.is_dir() {
+        let mut found = Vec::new();
+        walk(&resolved, 0, &mut found)?;
+        return found
+            .into_iter()
+            .map(|dev| {
+                let rel = dev
+                    .path()
+                    .strip_prefix(&resolved)
+                    .unwrap_or(dev.path())
+                    .to_owned();
+                with_rule(dev, Path::new(target).join(rel))
+            })
+            .collect();
+    }
+    match device_from_path(&resolved)? {
+        Some(dev) => Ok(vec![with_rule(dev, PathBuf::from(target))?]),
+        None => Err(DeviceError::NotADevice(on_host.to_owned())),
+    }
+}
+
+/// moby's check of a `--device` permission string: one to three of r, w, m.
+pub fn valid_device_mode(mode: &str) -> bool {
+    let mut seen = [false; 3];
+    (1..=3).contains(&mode.len())
+        && mode
+            .bytes()
+            .all(|b| match b"rwm".iter().position(|c| *c == b) {
+                Some(i) if !seen[i] => {
+                    seen[i] = true;
+                    true
+                }
+                _ => false,
+            })
+}
+
 /// Every block and character device under `dir` (the host's `/dev` for `--privileged`), as
 /// containerd's `HostDevices` lists them: no `pts`, `shm`, `fd`, `mqueue`, no `console`, no
 /// symlinks, sorted by name within each directory.
@@ -262,5 +353,36 @@ mod tests {
         assert!(devs.iter().all(|d| d.path() != Path::new("/dev/console")));
         // /dev/stdin is a symlink: never listed.
         assert!(devs.iter().all(|d| d.path() != Path::new("/dev/stdin")));
+    }
+
+    #[test]
+    fn device_mappings_as_moby_gathers_them() {
+        let got = devices_for_mapping("/dev/null", "/dev/mynull", "rw").unwrap();
+        assert_eq!(got.len(), 1);
+        let (dev, rule) = &got[0];
+        assert_eq!(dev.path(), Path::new("/dev/mynull"));
+        assert_eq!((dev.major(), dev.minor()), (1, 3));
+        assert_eq!(rule.access().as_deref(), Some("rw"));
+        assert_eq!((rule.major(), rule.minor()), (Some(1), Some(3)));
+
+        let same = devices_for_mapping("/dev/null", "", "rwm").unwrap();
+        assert_eq!(same[0].0.path(), Path::new("/dev/null"));
+
+        let err = devices_for_mapping("/dev/estiba-nope", "", "rwm").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error gathering device information while adding custom device \"/dev/estiba-nope\": no such file or directory"
+        );
+        assert!(matches!(
+            devices_for_mapping("/etc/hostname", "", "rwm"),
+            Err(DeviceError::NotADevice(_))
+        ));
+
+        for ok in ["r", "rw", "rwm", "mwr", "m"] {
+            assert!(valid_device_mode(ok), "{ok}");
+        }
+        for bad in ["", "rwx", "rr", "rwmr", "R"] {
+            assert!(!valid_device_mode(bad), "{bad}");
+        }
     }
 }

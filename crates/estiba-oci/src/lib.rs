@@ -26,7 +26,9 @@ pub use command::{
     merge_command, merge_config_env, merge_entrypoint_cmd, merge_env, process_env,
     replace_or_append_env, MergedCommand, DEFAULT_PATH_ENV,
 };
-pub use devices::{host_devices, DeviceError};
+pub use devices::{
+    devices_for_mapping, host_devices, parse_device_cgroup_rule, valid_device_mode, DeviceError,
+};
 pub use host::{HostError, HostInfo};
 pub use mounts::{DEFAULT_SHM_SIZE_BYTES, INIT_PATH_IN_CONTAINER};
 pub use oci_spec;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxDevice, LinuxSeccomp};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxSeccomp};
 
 use crate::host::HostInfo;
 use crate::ulimit::Ulimit;
@@ -176,6 +176,9 @@ pub struct ContainerOptions {
     pub resources: Resources,
     pub binds: Vec<BindMount>,
     pub device_cgroup_rules: Vec<String>,
+    /// `--device` nodes and the cgroup rules that allow them (see
+    /// [`crate::devices_for_mapping`]).
+    pub devices: Vec<(LinuxDevice, LinuxDeviceCgroup)>,
     pub network: NetworkMode,
     pub ipc: IpcMode,
     pub pid: PidMode,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{
     Box as ConsoleBox, BoxBuilder, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
-    LinuxCpu, LinuxCpuBuilder, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxCpu, LinuxCpuBuilder, LinuxDevice, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPids, LinuxPidsBuilder, LinuxResources,
     LinuxResourcesBuilder, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
@@ -167,6 +167,7 @@ fn resources(input: &SpecInput) -> Result<LinuxResources, SpecError> {
         vec![allow_all_devices_rule()?]
     } else {
         let mut rules = default_device_rules()?;
+        rules.extend(o.devices.iter().map(|(_, rule)| rule.clone()));
         for text in &o.device_cgroup_rules {
             rules.push(parse_device_cgroup_rule(text)?);
         }
@@ -187,6 +188,22 @@ fn resources(input: &SpecInput) -> Result<LinuxResources, SpecError> {
         b = b.pids(p);
     }
     b.build().map_err(build_err)
+}
+
+/// The device nodes to create: a privileged container's host devices, and the `--device`
+/// ones (a mapping to another path in the container is added beside the host's).
+fn devices(input: &SpecInput) -> Vec<LinuxDevice> {
+    let mut out = if input.options.privileged {
+        input.host_devices.clone()
+    } else {
+        Vec::new()
+    };
+    for (dev, _) in &input.options.devices {
+        if !out.iter().any(|d| d.path() == dev.path()) {
+            out.push(dev.clone());
+        }
+    }
+    out
 }
 
 fn sysctls(input: &SpecInput) -> HashMap<String, String> {
@@ -342,11 +359,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         .sysctl(sysctls(input))
         .masked_paths(masked)
         .readonly_paths(readonly)
-        .devices(if o.privileged {
-            input.host_devices.clone()
-        } else {
-            Vec::new()
-        });
+        .devices(devices(input));
     if let Some(p) = rootfs_propagation {
         linux = linux.rootfs_propagation(p);
     }

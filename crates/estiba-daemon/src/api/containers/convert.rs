@@ -118,6 +118,24 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
         init: h.init,
         mounts: h.mounts.unwrap_or_default(),
         volumes_from: h.volumes_from.unwrap_or_default(),
+        devices: h
+            .devices
+            .iter()
+            .map(|d| {
+                let field = |k: &str| {
+                    d.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                estiba_container::model::DeviceMapping {
+                    path_on_host: field("PathOnHost"),
+                    path_in_container: field("PathInContainer"),
+                    cgroup_permissions: field("CgroupPermissions"),
+                }
+            })
+            .collect(),
+        device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
     };
     CreateRequest { name, config, host }
 }
@@ -244,6 +262,18 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
         init: h.init,
         mounts: (!h.mounts.is_empty()).then(|| h.mounts.clone()),
         volumes_from: none_if_empty(&h.volumes_from),
+        devices: h
+            .devices
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "PathOnHost": d.path_on_host,
+                    "PathInContainer": d.path_in_container,
+                    "CgroupPermissions": d.cgroup_permissions,
+                })
+            })
+            .collect(),
+        device_cgroup_rules: none_if_empty(&h.device_cgroup_rules),
         ..Default::default()
     }
 }
