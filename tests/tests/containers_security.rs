@@ -609,3 +609,78 @@ fn devices_and_device_cgroup_rules() {
     let left = d.docker(&["ps", "-aq"]);
     assert_eq!(left.ok().stdout, "", "refused creates left containers");
 }
+
+/// `--cgroup-parent`: the container's cgroup goes under the parent in every hierarchy, limits,
+/// stats and update follow it there, and removal leaves only the parent.
+#[test]
+fn cgroup_parent_places_the_container() {
+    let d = daemon_with_busybox();
+    let parent = format!("estiba-e2e-{}", estiba_e2e::token());
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "parented",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &parent,
+        "-m",
+        "64m",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let id = out.ok().stdout.trim().to_owned();
+    let leaf = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(&parent)
+        .join(&id);
+    let limit = |file: &str| std::fs::read_to_string(leaf.join(file)).unwrap_or_default();
+    assert_eq!(limit("memory.limit_in_bytes"), "67108864\n");
+    let out = d.docker(&["exec", "parented", "cat", "/proc/self/cgroup"]);
+    assert!(
+        out.ok()
+            .stdout
+            .contains(&format!(":memory:/{parent}/{id}\n")),
+        "{out}"
+    );
+    let out = d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}",
+        "parented",
+    ]);
+    assert!(out.ok().stdout.trim().ends_with("/ 64MiB"), "{out}");
+    d.docker(&["update", "-m", "128m", "--memory-swap", "256m", "parented"])
+        .ok();
+    assert_eq!(limit("memory.limit_in_bytes"), "134217728\n");
+    d.docker(&["rm", "-f", "parented"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || !leaf.exists()),
+        "{} left behind",
+        leaf.display()
+    );
+    // The parent stays, as with dockerd; the test removes it.
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join(&parent));
+    }
+
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--cgroup-parent",
+        "../../escape",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.code, 125, "{out}");
+    assert!(
+        out.stderr.contains("invalid cgroup parent: ../../escape"),
+        "{out}"
+    );
+}

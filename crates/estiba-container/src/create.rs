@@ -182,6 +182,12 @@ impl ContainerService {
                 )));
             }
         }
+        let parent = &req.host.cgroup_parent;
+        if parent.split('/').any(|c| c == "..") || parent.contains('\0') {
+            return Err(ContainerError::InvalidParameter(format!(
+                "invalid cgroup parent: {parent}"
+            )));
+        }
         for rule in &req.host.device_cgroup_rules {
             estiba_oci::parse_device_cgroup_rule(rule)
                 .map_err(|e| ContainerError::InvalidParameter(e.to_string()))?;

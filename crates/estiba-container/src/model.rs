@@ -113,6 +113,8 @@ pub struct HostOptions {
     pub devices: Vec<DeviceMapping>,
     /// `--device-cgroup-rule`.
     pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`: the container's cgroup goes under it instead of `/estiba`.
+    pub cgroup_parent: String,
     /// `PortBindings`: `"80/tcp"` -> bindings.
     pub port_bindings: BTreeMap<String, Vec<PortBindingSetting>>,
     /// `-P`.
@@ -231,6 +233,17 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// The container's cgroup relative to each hierarchy's root: `estiba/<id>`, or
+    /// `<cgroup-parent>/<id>` (the runtime's `cgroupsPath` is this with a leading slash).
+    pub fn cgroup_rel(&self) -> String {
+        let parent = self.host.cgroup_parent.trim_matches('/');
+        if parent.is_empty() {
+            format!("estiba/{}", self.id)
+        } else {
+            format!("{parent}/{}", self.id)
+        }
+    }
+
     /// `docker ps`' COMMAND as moby builds it: the path and arguments joined by spaces, an
     /// argument that contains a space wrapped in single quotes (`sh -c 'echo hi; exit 3'`).
     pub fn command(&self) -> String {

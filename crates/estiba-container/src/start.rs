@@ -441,7 +441,7 @@ impl ContainerService {
                 hostname: (!host_network).then_some(hostname),
                 hosts: Some(hosts),
             },
-            cgroups_path: format!("/estiba/{}", record.id),
+            cgroups_path: format!("/{}", record.cgroup_rel()),
             init_path: self.config.init_binary.clone(),
             seccomp,
             host_devices,

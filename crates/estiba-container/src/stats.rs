@@ -285,8 +285,8 @@ impl ContainerService {
         if !record.state.status.is_running() {
             return Ok(out);
         }
-        // The cgroups path the spec names ("/estiba/<id>"), relative to each hierarchy.
-        let rel = format!("estiba/{}", record.id);
+        // The cgroups path the spec names, relative to each hierarchy.
+        let rel = record.cgroup_rel();
         let sample = if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
             sample_v2(&rel)
         } else {

@@ -273,13 +273,12 @@ fn write_cgroup(path: &Path, value: &str) -> std::io::Result<()> {
 /// Writes the container's cgroup files. Files the kernel does not offer (no swap accounting,
 /// no blkio weight) are skipped; v1's memory and memsw limits are ordered so the limit never
 /// exceeds memsw in between.
-fn apply(id: &str, l: &Limits) -> Result<(), ContainerError> {
+fn apply(rel: &str, l: &Limits) -> Result<(), ContainerError> {
     let root = Path::new(CGROUP_ROOT);
     let v2 = root.join("cgroup.controllers").exists();
     let writes = if v2 { v2_writes(l) } else { v1_writes(l) };
-    let path_of = |controller: &str, file: &str| -> PathBuf {
-        root.join(controller).join("estiba").join(id).join(file)
-    };
+    let path_of =
+        |controller: &str, file: &str| -> PathBuf { root.join(controller).join(rel).join(file) };
     let mut pending_limit: Option<(PathBuf, String)> = None;
     for (controller, file, value) in writes {
         let path = path_of(controller, file);
@@ -352,12 +351,12 @@ impl ContainerService {
         let new_limits = host.limits.clone();
         let record = self.update(&c, move |r| r.host = host, false);
         if record.state.status.is_running() {
-            if let Err(e) = apply(&record.id, &new_limits) {
+            if let Err(e) = apply(&record.cgroup_rel(), &new_limits) {
                 // Put the old settings back, in the record and (best effort) in the cgroup.
                 let old = before.host.clone();
                 let old_limits = old.limits.clone();
                 self.update(&c, move |r| r.host = old, false);
-                let _ = apply(&record.id, &old_limits);
+                let _ = apply(&record.cgroup_rel(), &old_limits);
                 return Err(cannot(e));
             }
         }

@@ -136,6 +136,7 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
             })
             .collect(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
+        cgroup_parent: h.cgroup_parent,
     };
     CreateRequest { name, config, host }
 }
@@ -274,6 +275,7 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
             })
             .collect(),
         device_cgroup_rules: none_if_empty(&h.device_cgroup_rules),
+        cgroup_parent: h.cgroup_parent.clone(),
         ..Default::default()
     }
 }
