@@ -505,6 +505,24 @@ fn diff_check(cli: Cli) {
         ],
     )
     .ok();
+    // Its sizes: the writable layer, and with the image's layers (`SizeRootFs`, ps' virtual).
+    let json = |path: &str| -> serde_json::Value {
+        let resp = d.api("GET", path, None);
+        assert_eq!(resp.status, 200, "{path}");
+        serde_json::from_slice(&resp.body).unwrap_or_default()
+    };
+    let c = json("/containers/changer/json?size=1");
+    let image_size = json("/images/busybox/json")["Size"].as_i64().unwrap_or(0);
+    let rw = c["SizeRw"].as_i64().unwrap_or(-1);
+    assert!(rw > 0 && image_size > 0, "{c}");
+    assert_eq!(c["SizeRootFs"].as_i64(), Some(rw + image_size), "{c}");
+    let listed = json("/containers/json?all=1&size=1");
+    assert_eq!(
+        listed[0]["SizeRootFs"].as_i64(),
+        Some(rw + image_size),
+        "{listed}"
+    );
+
     let out = d.run(cli, &["diff", "changer"]);
     out.ok();
     assert_eq!(

@@ -504,8 +504,18 @@ fn prune_removes_dangling_then_unused(cli: Cli) {
     out.ok();
     assert_eq!(out.stdout.trim(), "Total reclaimed space: 0B", "{out}");
 
+    // `until` keeps what was created after the cut-off: the image's config dates from
+    // years ago, so a ten-year window keeps it and a one-hour one does not.
+    let out = d.run(
+        cli,
+        &["image", "prune", "-a", "-f", "--filter", "until=87600h"],
+    );
+    out.ok();
+    assert_eq!(out.stdout.trim(), "Total reclaimed space: 0B", "{out}");
+    assert_eq!(d.image_ids(), [lay.id()]);
+
     // -a removes unused tagged images too.
-    let out = d.run(cli, &["image", "prune", "-a", "-f"]);
+    let out = d.run(cli, &["image", "prune", "-a", "-f", "--filter", "until=1h"]);
     out.ok();
     assert!(out.stdout.contains("untagged: app:1"), "{out}");
     assert!(

@@ -1,7 +1,7 @@
 //! The service object: the in-memory index of containers, lookups by ID, prefix or name,
 //! state changes (persisted, broadcast), listing, and opening with live restore.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -134,6 +134,8 @@ pub struct Summary {
     pub record: ContainerRecord,
     /// Bytes in the writable layer, when asked for.
     pub size_rw_bytes: Option<u64>,
+    /// The writable layer plus the image's layers (`SizeRootFs`), when asked for.
+    pub size_root_fs_bytes: Option<u64>,
 }
 
 /// One container in memory.
@@ -476,6 +478,7 @@ impl ContainerService {
         records.sort_by_key(|r| std::cmp::Reverse(r.created_nano));
         let all = filters.all || filters.limit.is_some() || !filters.status.is_empty();
         let mut out = Vec::new();
+        let mut image_sizes = HashMap::new();
         for record in records {
             // Docker counts a restarting container as running.
             if !all
@@ -495,9 +498,12 @@ impl ContainerService {
             } else {
                 None
             };
+            let size_root_fs_bytes =
+                size_rw_bytes.map(|rw| rw + self.image_size(&record.image_id, &mut image_sizes));
             out.push(Summary {
                 record,
                 size_rw_bytes,
+                size_root_fs_bytes,
             });
         }
         Ok(out)
@@ -538,6 +544,22 @@ impl ContainerService {
     /// Bytes in a container's writable layer.
     pub fn size_rw(&self, record: &ContainerRecord) -> Option<u64> {
         self.snapshots.usage(&record.snapshot_key).ok()
+    }
+
+    /// Bytes of the container's whole filesystem: its writable layer and its image's layers
+    /// (moby's `SizeRootFs`).
+    pub fn size_root_fs(&self, record: &ContainerRecord) -> Option<u64> {
+        let rw = self.size_rw(record)?;
+        Some(rw + self.image_size(&record.image_id, &mut HashMap::new()))
+    }
+
+    /// The unpacked size of an image (0 once it is gone), looked up once per image in `cache`.
+    fn image_size(&self, image_id: &str, cache: &mut HashMap<String, u64>) -> u64 {
+        *cache.entry(image_id.to_owned()).or_insert_with(|| {
+            self.images
+                .inspect(image_id)
+                .map_or(0, |i| i.summary.size_bytes)
+        })
     }
 
     /// The directories behind a container's snapshot, for inspect's GraphDriver.

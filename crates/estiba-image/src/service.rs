@@ -343,12 +343,15 @@ impl ImageService {
 
     /// Removes dangling images (all unused ones when `all`); returns what went and bytes freed.
     /// `labels`: `key` or `key=value` must match; prefixed with `!`, must not match.
+    /// `docker image prune`: dangling images (or every unused one with `all`) with the labels,
+    /// created before `until` (Unix nanoseconds) when given.
     pub fn prune(
         &self,
         all: bool,
         labels: &[String],
+        until: Option<i64>,
     ) -> Result<(Vec<RemovedItem>, u64), ImageError> {
-        remove::prune(self, all, labels)
+        remove::prune(self, all, labels, until)
     }
 
     pub fn disk_usage(&self) -> Result<ImagesDiskUsage, ImageError> {

@@ -124,9 +124,13 @@ pub(super) fn include(f: &Filters, ev: &Event) -> bool {
 }
 
 /// Parses `since`/`until`: Unix seconds with an optional fraction (what the docker CLI sends),
-/// or RFC 3339. Returns nanoseconds since the epoch.
+/// RFC 3339, or a Go duration before now ("24h", "1h30m", as prune's `until` filter takes it,
+/// moby's `GetTimestamp`). Returns nanoseconds since the epoch.
 pub(super) fn parse_time(value: &str) -> Result<i64, String> {
     let value = value.trim();
+    if let Some(ago) = go_duration_nanos(value) {
+        return Ok(now_nanos().saturating_sub(ago));
+    }
     if value.contains('T') || value.contains('-') && !value.starts_with('-') {
         return chrono::DateTime::parse_from_rfc3339(value)
             .map_err(|e| format!("invalid time {value:?}: {e}"))?
@@ -151,6 +155,43 @@ pub(super) fn parse_time(value: &str) -> Result<i64, String> {
     secs.checked_mul(NANOS_PER_SEC)
         .and_then(|s| s.checked_add(nanos))
         .ok_or_else(|| format!("time {value:?} is out of range"))
+}
+
+/// Go's `time.ParseDuration` ("1h30m", "1.5h", "300ms", "-2m"); `None` for anything else,
+/// including a bare number (which is a timestamp).
+fn go_duration_nanos(value: &str) -> Option<i64> {
+    let (sign, mut rest) = match value.as_bytes().first()? {
+        b'-' => (-1.0, &value[1..]),
+        b'+' => (1.0, &value[1..]),
+        _ => (1.0, value),
+    };
+    if rest.is_empty() || rest == "0" {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+    }
+    let nanos = sign * total;
+    (nanos.abs() < 9.2e18).then_some(nanos as i64)
 }
 
 fn now_nanos() -> i64 {
@@ -334,6 +375,21 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse_time(input).map_err(|_| ()), *want, "input {input}");
         }
+        let hour = 3_600_000_000_000;
+        assert_eq!(go_duration_nanos("1h"), Some(hour));
+        assert_eq!(go_duration_nanos("1h30m"), Some(hour * 3 / 2));
+        assert_eq!(go_duration_nanos("1.5h"), Some(hour * 3 / 2));
+        assert_eq!(go_duration_nanos("-2m"), Some(-120_000_000_000));
+        assert_eq!(go_duration_nanos("300ms"), Some(300_000_000));
+        for bad in ["", "0", "12", "1x", "h", "1h2", "1..5s"] {
+            assert_eq!(go_duration_nanos(bad), None, "{bad}");
+        }
+        let then = parse_time("24h").expect("a duration");
+        let ago = now_nanos() - then;
+        assert!(
+            (24 * hour..24 * hour + 60_000_000_000).contains(&ago),
+            "{ago}"
+        );
     }
 
     #[test]

@@ -264,15 +264,14 @@ pub(super) async fn prune(
 ) -> Result<Json<ImagePruneResponse>, ApiError> {
     let filters = Filters::parse(params.get("filters").unwrap_or(""))?;
     filters.only(&["dangling", "label", "until"])?;
-    if filters.contains("until") {
-        return Err(ApiError::bad_request(
-            "invalid filter 'until': not supported by estiba yet",
-        ));
-    }
+    let until = match filters.get("until").first() {
+        Some(u) => Some(super::events::parse_time(u).map_err(ApiError::bad_request)?),
+        None => None,
+    };
     // `dangling=false` is `docker image prune --all`.
     let all = filters.bool_value("dangling")? == Some(false);
     let labels = filters.get("label").to_vec();
-    let (removed, space) = state.images(move |s| s.prune(all, &labels)).await?;
+    let (removed, space) = state.images(move |s| s.prune(all, &labels, until)).await?;
     let deleted = removed_to_api(removed);
     Ok(Json(ImagePruneResponse {
         images_deleted: (!deleted.is_empty()).then_some(deleted),

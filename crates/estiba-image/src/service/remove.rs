@@ -322,6 +322,7 @@ pub(super) fn prune(
     svc: &ImageService,
     all: bool,
     labels: &[String],
+    until: Option<i64>,
 ) -> Result<(Vec<RemovedItem>, u64), ImageError> {
     let _guard = svc.lock();
     let r = svc.store.read().map_err(internal)?;
@@ -341,6 +342,9 @@ pub(super) fn prune(
             continue;
         }
         if !labels_match(labels, &img.labels) {
+            continue;
+        }
+        if until.is_some_and(|u| img.created_nano > u) {
             continue;
         }
         let names: Vec<String> = if untagged {

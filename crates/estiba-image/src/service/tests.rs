@@ -436,7 +436,10 @@ fn retagging_leaves_a_dangling_image_that_prune_removes() {
         .unwrap();
     assert!(labelled.is_empty());
 
-    let (items, reclaimed) = e.svc.prune(false, &[]).unwrap();
+    // `until` before the image was created keeps it.
+    let (items, _) = e.svc.prune(false, &[], Some(0)).unwrap();
+    assert!(items.is_empty(), "{items:?}");
+    let (items, reclaimed) = e.svc.prune(false, &[], Some(i64::MAX)).unwrap();
     assert_eq!(items[0], RemovedItem::Deleted(old.id()));
     assert_eq!(reclaimed, 3);
     assert_eq!(
@@ -449,9 +452,9 @@ fn retagging_leaves_a_dangling_image_that_prune_removes() {
             .len(),
         1
     );
-    let (items, _) = e.svc.prune(true, &["!k".to_string()]).unwrap();
+    let (items, _) = e.svc.prune(true, &["!k".to_string()], None).unwrap();
     assert!(items.is_empty());
-    let (items, reclaimed) = e.svc.prune(true, &[]).unwrap();
+    let (items, reclaimed) = e.svc.prune(true, &[], None).unwrap();
     assert_eq!(items[0], RemovedItem::Untagged("x:1".into()));
     assert_eq!(reclaimed, 3013);
     assert!(e.blobs().is_empty());

@@ -386,7 +386,10 @@ pub(super) fn inspect(
             name: r.driver.clone(),
         },
         size_rw,
-        size_root_fs: size_rw,
+        size_root_fs: size.then(|| {
+            svc.size_root_fs(r)
+                .map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX))
+        }),
         mounts: r
             .mount_points
             .iter()
@@ -417,7 +420,7 @@ pub(super) fn summary(s: &Summary, now: chrono::DateTime<chrono::Utc>) -> Contai
             .size_rw_bytes
             .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
         size_root_fs: s
-            .size_rw_bytes
+            .size_root_fs_bytes
             .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
         labels: r.config.labels.clone(),
         state: r.state.status.as_str().to_string(),
