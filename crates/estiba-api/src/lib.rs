@@ -6,6 +6,7 @@
 
 pub mod container;
 mod de;
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod glob;

@@ -157,41 +157,12 @@ pub(super) fn parse_time(value: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("time {value:?} is out of range"))
 }
 
-/// Go's `time.ParseDuration` ("1h30m", "1.5h", "300ms", "-2m"); `None` for anything else,
-/// including a bare number (which is a timestamp).
+/// A Go duration ("1h30m", "-2m"; not "0", which is a time), in nanoseconds.
 fn go_duration_nanos(value: &str) -> Option<i64> {
-    let (sign, mut rest) = match value.as_bytes().first()? {
-        b'-' => (-1.0, &value[1..]),
-        b'+' => (1.0, &value[1..]),
-        _ => (1.0, value),
-    };
-    if rest.is_empty() || rest == "0" {
+    if value == "0" {
         return None;
     }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    let nanos = sign * total;
-    (nanos.abs() < 9.2e18).then_some(nanos as i64)
+    estiba_api::duration::parse_go_duration(value).and_then(|n| i64::try_from(n).ok())
 }
 
 fn now_nanos() -> i64 {

@@ -274,33 +274,13 @@ pub(crate) fn timestamp(value: &str, now_unix: i64) -> String {
     value.to_owned()
 }
 
-/// Go's `time.ParseDuration`, whole seconds ("1h30m" -> 5400).
+/// Go's `time.ParseDuration`, whole seconds ("1h30m" -> 5400); a bare number is a time.
 fn go_duration_secs(s: &str) -> Option<i64> {
-    if s.is_empty() || s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+    if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * mult;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
+    estiba_api::duration::parse_go_duration(s)
+        .and_then(|nanos| i64::try_from(nanos / 1_000_000_000).ok())
 }
 
 pub(crate) async fn logs(client: &mut Client, a: LogsArgs, cmd: &str) -> anyhow::Result<()> {
