@@ -684,3 +684,71 @@ fn cgroup_parent_places_the_container() {
         "{out}"
     );
 }
+
+/// A block device of this host, as `/dev/<name>`.
+fn some_block_device() -> String {
+    std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| panic!("no block device under /sys/block"))
+}
+
+/// Per-device block I/O throttles land in the container's blkio cgroup; what the host's
+/// cgroup cannot apply is discarded with dockerd's warning; an unknown device fails the start.
+#[test]
+fn block_io_throttles() {
+    use std::os::unix::fs::MetadataExt;
+    let d = daemon_with_busybox();
+    let dev = some_block_device();
+    let rdev = std::fs::metadata(&dev).map(|m| m.rdev()).unwrap_or(0);
+    let numbers = format!("{}:{}", rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let read_bps = format!("{dev}:1mb");
+    let write_iops = format!("{dev}:50");
+    let out = d.docker(&[
+        "run", "--rm", "--network", "none", "--device-read-bps", &read_bps,
+        "--device-write-iops", &write_iops, "busybox", "sh", "-c",
+        "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device",
+    ]);
+    assert_eq!(
+        out.ok().stdout,
+        format!("{numbers} 1048576\n{numbers} 50\n")
+    );
+
+    if !std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight_device").exists() {
+        let weight = format!("{dev}:200");
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--blkio-weight-device",
+            &weight,
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(
+            out.ok().stderr,
+            "WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.\n"
+        );
+    }
+
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--device-read-bps",
+        "/dev/estiba-nope:1mb",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("stat /dev/estiba-nope: no such file or directory"),
+        "{out}"
+    );
+}

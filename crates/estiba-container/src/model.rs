@@ -59,6 +59,22 @@ pub struct Limits {
     pub cpuset_mems: String,
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
+    /// `--device-read-bps`, `--device-write-bps`, `--device-read-iops`,
+    /// `--device-write-iops`: (device path, rate) pairs.
+    pub blkio_device_read_bps: Vec<ThrottleSetting>,
+    pub blkio_device_write_bps: Vec<ThrottleSetting>,
+    pub blkio_device_read_iops: Vec<ThrottleSetting>,
+    pub blkio_device_write_iops: Vec<ThrottleSetting>,
+    /// `--blkio-weight-device`: (device path, weight) pairs.
+    pub blkio_weight_device: Vec<ThrottleSetting>,
+}
+
+/// One per-device block I/O setting: a rate (bytes or operations per second) or a weight.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSetting {
+    pub path: String,
+    pub value: u64,
 }
 
 /// One `--ulimit name=soft:hard`.

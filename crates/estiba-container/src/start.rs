@@ -14,7 +14,7 @@ use estiba_shim::{ShimArgs, ShimClient, ShimError};
 
 use crate::error::{internal, ContainerError};
 use crate::files;
-use crate::model::{ContainerRecord, HostOptions, Status};
+use crate::model::{ContainerRecord, HostOptions, Status, ThrottleSetting};
 use crate::service::{lock, remove_dir, Container, ContainerService, StartOutcome};
 
 /// Stack of a monitor thread: it only waits on a socket and updates a record.
@@ -138,6 +138,14 @@ pub(crate) fn container_options(
             cpuset_mems: l.cpuset_mems.clone(),
             pids_limit: l.pids_limit,
             blkio_weight: l.blkio_weight,
+            throttle_read_bps: throttles(&l.blkio_device_read_bps)?,
+            throttle_write_bps: throttles(&l.blkio_device_write_bps)?,
+            throttle_read_iops: throttles(&l.blkio_device_read_iops)?,
+            throttle_write_iops: throttles(&l.blkio_device_write_iops)?,
+            weight_device: throttles(&l.blkio_weight_device)?
+                .into_iter()
+                .map(|(major, minor, w)| (major, minor, u16::try_from(w).unwrap_or(u16::MAX)))
+                .collect(),
         },
         // Filled at start by `start_mounts`, which needs the rootfs and the volume service.
         binds: Vec::new(),
@@ -166,6 +174,17 @@ pub(crate) fn container_options(
         console_size: (host.console_size != [0, 0])
             .then_some((host.console_size[0], host.console_size[1])),
     })
+}
+
+/// Per-device block I/O settings with their devices' numbers.
+fn throttles(list: &[ThrottleSetting]) -> Result<Vec<(i64, i64, u64)>, ContainerError> {
+    list.iter()
+        .map(|t| {
+            let (major, minor) = estiba_oci::device_numbers(&t.path)
+                .map_err(|e| ContainerError::InvalidParameter(e.to_string()))?;
+            Ok((major, minor, t.value))
+        })
+        .collect()
 }
 
 /// Docker's `--log-opt max-size` units: k, m, g (binary multiples).

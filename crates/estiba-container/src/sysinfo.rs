@@ -22,6 +22,11 @@ pub(crate) struct CgroupSupport {
     pub cpuset: bool,
     pub pids: bool,
     pub blkio_weight: bool,
+    pub blkio_weight_device: bool,
+    pub read_bps: bool,
+    pub write_bps: bool,
+    pub read_iops: bool,
+    pub write_iops: bool,
 }
 
 impl CgroupSupport {
@@ -46,6 +51,11 @@ impl CgroupSupport {
                     cpuset: has("cpuset"),
                     pids: has("pids"),
                     blkio_weight: has("io"),
+                    blkio_weight_device: has("io"),
+                    read_bps: has("io"),
+                    write_bps: has("io"),
+                    read_iops: has("io"),
+                    write_iops: has("io"),
                 }
             }
             Err(_) => {
@@ -63,6 +73,11 @@ impl CgroupSupport {
                     // appears below the root; the runtime writes it there).
                     blkio_weight: exists("blkio", "blkio.weight")
                         || exists("blkio", "blkio.bfq.io_serviced"),
+                    blkio_weight_device: exists("blkio", "blkio.weight_device"),
+                    read_bps: exists("blkio", "blkio.throttle.read_bps_device"),
+                    write_bps: exists("blkio", "blkio.throttle.write_bps_device"),
+                    read_iops: exists("blkio", "blkio.throttle.read_iops_device"),
+                    write_iops: exists("blkio", "blkio.throttle.write_iops_device"),
                 }
             }
         }
@@ -132,6 +147,46 @@ pub(crate) fn adapt_limits(
         ));
         limits.blkio_weight = 0;
     }
+    let per_device = [
+        (
+            host.blkio_weight_device,
+            &mut limits.blkio_weight_device,
+            "Block I/O weight_device",
+            "Weight-device discarded.",
+        ),
+        (
+            host.read_bps,
+            &mut limits.blkio_device_read_bps,
+            "BPS Block I/O read limit",
+            "Block I/O BPS read limit discarded.",
+        ),
+        (
+            host.write_bps,
+            &mut limits.blkio_device_write_bps,
+            "BPS Block I/O write limit",
+            "Block I/O BPS write limit discarded.",
+        ),
+        (
+            host.read_iops,
+            &mut limits.blkio_device_read_iops,
+            "IOPS Block read limit",
+            "Block I/O IOPS read limit discarded.",
+        ),
+        (
+            host.write_iops,
+            &mut limits.blkio_device_write_iops,
+            "IOPS Block write limit",
+            "Block I/O IOPS write limit discarded.",
+        ),
+    ];
+    for (supported, list, what, outcome) in per_device {
+        if !list.is_empty() && !supported {
+            warnings.push(format!(
+                "Your kernel does not support {what} {DISCARDED} {outcome}"
+            ));
+            list.clear();
+        }
+    }
     if limits.pids_limit.is_some_and(|n| n > 0) && !host.pids {
         warnings.push(format!(
             "Your kernel does not support pids limit capabilities {DISCARDED} PIDs limit discarded."
@@ -189,6 +244,11 @@ mod tests {
             cpuset: true,
             pids: true,
             blkio_weight: true,
+            blkio_weight_device: true,
+            read_bps: true,
+            write_bps: true,
+            read_iops: true,
+            write_iops: true,
         };
         let asked = Limits {
             memory_bytes: 64 << 20,
@@ -228,6 +288,26 @@ mod tests {
             ["Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap."]
         );
         assert_eq!(no_swap.memory_swap_bytes, -1);
+
+        let mut throttled = Limits {
+            blkio_device_read_bps: vec![crate::model::ThrottleSetting {
+                path: "/dev/vda".into(),
+                value: 1 << 20,
+            }],
+            ..Limits::default()
+        };
+        let warnings = adapt_limits(
+            &mut throttled,
+            CgroupSupport {
+                read_bps: false,
+                ..all
+            },
+        );
+        assert_eq!(
+            warnings.expect("adapt"),
+            ["Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded."]
+        );
+        assert!(throttled.blkio_device_read_bps.is_empty());
 
         let mut cpus = Limits {
             nano_cpus: 500_000_000,

@@ -44,6 +44,27 @@ pub enum DeviceError {
         "error gathering device information while adding custom device \"{0}\": not a device node"
     )]
     NotADevice(String),
+    /// moby's wording for a per-device block I/O setting on a path it cannot stat.
+    #[error("stat {path}: {}", go_errno_text(source))]
+    Stat {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The (major, minor) numbers of the device a path names (symlinks followed), for the
+/// per-device block I/O settings (moby's `getBlkioThrottleDevices`).
+pub fn device_numbers(path: &str) -> Result<(i64, i64), DeviceError> {
+    let meta = std::fs::metadata(path).map_err(|source| DeviceError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
+    let rdev = meta.rdev();
+    Ok((
+        i64::from(rustix::fs::major(rdev)),
+        i64::from(rustix::fs::minor(rdev)),
+    ))
 }
 
 /// An I/O error as Go prints an errno ("no such file or directory"), for dockerd's messages.

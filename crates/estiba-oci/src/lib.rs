@@ -27,7 +27,8 @@ pub use command::{
     replace_or_append_env, MergedCommand, DEFAULT_PATH_ENV,
 };
 pub use devices::{
-    devices_for_mapping, host_devices, parse_device_cgroup_rule, valid_device_mode, DeviceError,
+    device_numbers, devices_for_mapping, host_devices, parse_device_cgroup_rule, valid_device_mode,
+    DeviceError,
 };
 pub use host::{HostError, HostInfo};
 pub use mounts::{DEFAULT_SHM_SIZE_BYTES, INIT_PATH_IN_CONTAINER};

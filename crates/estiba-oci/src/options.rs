@@ -140,6 +140,13 @@ pub struct Resources {
     /// `None` is unset; 0 or negative is unlimited.
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
+    /// Per-device throttles as (major, minor, rate).
+    pub throttle_read_bps: Vec<(i64, i64, u64)>,
+    pub throttle_write_bps: Vec<(i64, i64, u64)>,
+    pub throttle_read_iops: Vec<(i64, i64, u64)>,
+    pub throttle_write_iops: Vec<(i64, i64, u64)>,
+    /// Per-device weights as (major, minor, weight).
+    pub weight_device: Vec<(i64, i64, u16)>,
 }
 
 /// What the user asked for (`docker run`/`create` flags, i.e. Config + HostConfig).

@@ -8,7 +8,8 @@ use oci_spec::runtime::{
     Box as ConsoleBox, BoxBuilder, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
     LinuxCpu, LinuxCpuBuilder, LinuxDevice, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPids, LinuxPidsBuilder, LinuxResources,
-    LinuxResourcesBuilder, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::caps::{to_oci_capabilities, tweak_capabilities};
@@ -176,6 +177,45 @@ fn resources(input: &SpecInput) -> Result<LinuxResources, SpecError> {
     let mut block_io = LinuxBlockIoBuilder::default();
     if r.blkio_weight != 0 {
         block_io = block_io.weight(r.blkio_weight);
+    }
+    let throttles = |list: &[(i64, i64, u64)]| -> Result<Vec<LinuxThrottleDevice>, SpecError> {
+        list.iter()
+            .map(|&(major, minor, rate)| {
+                LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(rate)
+                    .build()
+                    .map_err(build_err)
+            })
+            .collect()
+    };
+    if !r.throttle_read_bps.is_empty() {
+        block_io = block_io.throttle_read_bps_device(throttles(&r.throttle_read_bps)?);
+    }
+    if !r.throttle_write_bps.is_empty() {
+        block_io = block_io.throttle_write_bps_device(throttles(&r.throttle_write_bps)?);
+    }
+    if !r.throttle_read_iops.is_empty() {
+        block_io = block_io.throttle_read_iops_device(throttles(&r.throttle_read_iops)?);
+    }
+    if !r.throttle_write_iops.is_empty() {
+        block_io = block_io.throttle_write_iops_device(throttles(&r.throttle_write_iops)?);
+    }
+    if !r.weight_device.is_empty() {
+        let weights = r
+            .weight_device
+            .iter()
+            .map(|&(major, minor, weight)| {
+                LinuxWeightDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .weight(weight)
+                    .build()
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        block_io = block_io.weight_device(weights);
     }
     let mut b = LinuxResourcesBuilder::default()
         .devices(devices)

@@ -7,6 +7,7 @@ use estiba_api::container::{
     LogConfig, RestartPolicy as ApiRestartPolicy, SummaryHostConfig, Ulimit,
 };
 use estiba_api::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary};
+use estiba_container::model::ThrottleSetting;
 use estiba_container::{
     ContainerConfig, ContainerRecord, ContainerService, CreateRequest, HostOptions, Limits,
     RestartPolicy, Summary, UlimitSetting,
@@ -103,6 +104,11 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
             cpuset_mems: h.cpuset_mems,
             pids_limit: h.pids_limit,
             blkio_weight: h.blkio_weight,
+            blkio_device_read_bps: throttle_settings(&h.blkio_device_read_bps, "Rate"),
+            blkio_device_write_bps: throttle_settings(&h.blkio_device_write_bps, "Rate"),
+            blkio_device_read_iops: throttle_settings(&h.blkio_device_read_iops, "Rate"),
+            blkio_device_write_iops: throttle_settings(&h.blkio_device_write_iops, "Rate"),
+            blkio_weight_device: throttle_settings(&h.blkio_weight_device, "Weight"),
         },
         ulimits: h
             .ulimits
@@ -139,6 +145,30 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
         cgroup_parent: h.cgroup_parent,
     };
     CreateRequest { name, config, host }
+}
+
+/// `[{"Path": ..., "Rate"|"Weight": n}]` of the API's per-device block I/O settings.
+fn throttle_settings(list: &[serde_json::Value], value_key: &str) -> Vec<ThrottleSetting> {
+    list.iter()
+        .map(|t| ThrottleSetting {
+            path: t
+                .get("Path")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            value: t
+                .get(value_key)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The API shape back, for inspect.
+fn throttle_json(list: &[ThrottleSetting], value_key: &str) -> Vec<serde_json::Value> {
+    list.iter()
+        .map(|t| serde_json::json!({"Path": t.path, value_key: t.value}))
+        .collect()
 }
 
 fn none_if_empty(v: &[String]) -> Option<Vec<String>> {
@@ -249,6 +279,11 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
         cpuset_mems: l.cpuset_mems.clone(),
         pids_limit: l.pids_limit,
         blkio_weight: l.blkio_weight,
+        blkio_device_read_bps: throttle_json(&l.blkio_device_read_bps, "Rate"),
+        blkio_device_write_bps: throttle_json(&l.blkio_device_write_bps, "Rate"),
+        blkio_device_read_iops: throttle_json(&l.blkio_device_read_iops, "Rate"),
+        blkio_device_write_iops: throttle_json(&l.blkio_device_write_iops, "Rate"),
+        blkio_weight_device: throttle_json(&l.blkio_weight_device, "Weight"),
         ulimits: h
             .ulimits
             .iter()
