@@ -608,6 +608,15 @@ fn devices_and_device_cgroup_rules() {
     );
     let left = d.docker(&["ps", "-aq"]);
     assert_eq!(left.ok().stdout, "", "refused creates left containers");
+
+    // No device driver serves --gpus here: dockerd's error, not a container without GPUs.
+    let out = run(&["--gpus", "all", "busybox", "true"]);
+    assert_eq!(out.code, 125, "{out}");
+    assert!(
+        out.stderr
+            .contains("could not select device driver \"\" with capabilities: [[gpu]]"),
+        "{out}"
+    );
 }
 
 /// `--cgroup-parent`: the container's cgroup goes under the parent in every hierarchy, limits,

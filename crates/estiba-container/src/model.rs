@@ -131,6 +131,8 @@ pub struct HostOptions {
     pub device_cgroup_rules: Vec<String>,
     /// `--cgroup-parent`: the container's cgroup goes under it instead of `/estiba`.
     pub cgroup_parent: String,
+    /// `--gpus` and other `DeviceRequests` (the API's JSON shape); no driver serves them.
+    pub device_requests: Vec<serde_json::Value>,
     /// `PortBindings`: `"80/tcp"` -> bindings.
     pub port_bindings: BTreeMap<String, Vec<PortBindingSetting>>,
     /// `-P`.

@@ -59,6 +59,9 @@ pub(crate) fn container_options(
     record: &ContainerRecord,
     host: &HostOptions,
 ) -> Result<ContainerOptions, ContainerError> {
+    if let Some(request) = host.device_requests.first() {
+        return Err(no_device_driver(request));
+    }
     let network = match host.network_mode.as_str() {
         "host" => NetworkMode::Host,
         "none" => NetworkMode::None,
@@ -174,6 +177,28 @@ pub(crate) fn container_options(
         console_size: (host.console_size != [0, 0])
             .then_some((host.console_size[0], host.console_size[1])),
     })
+}
+
+/// dockerd's refusal of a device request (`--gpus`) that no device driver serves: estiba has
+/// none (dockerd needs the NVIDIA container toolkit for them).
+fn no_device_driver(request: &serde_json::Value) -> ContainerError {
+    let driver = request
+        .get("Driver")
+        .and_then(|d| d.as_str())
+        .unwrap_or_default();
+    let capabilities: Vec<Vec<String>> = request
+        .get("Capabilities")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    // Go's %v of a [][]string: [[gpu] [compute utility]].
+    let shown: Vec<String> = capabilities
+        .iter()
+        .map(|set| format!("[{}]", set.join(" ")))
+        .collect();
+    ContainerError::InvalidParameter(format!(
+        "could not select device driver \"{driver}\" with capabilities: [{}]",
+        shown.join(" ")
+    ))
 }
 
 /// Per-device block I/O settings with their devices' numbers.

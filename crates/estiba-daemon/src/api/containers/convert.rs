@@ -143,6 +143,7 @@ pub(super) fn create_request(name: String, body: ContainerCreateBody) -> CreateR
             .collect(),
         device_cgroup_rules: h.device_cgroup_rules.unwrap_or_default(),
         cgroup_parent: h.cgroup_parent,
+        device_requests: h.device_requests.unwrap_or_default(),
     };
     CreateRequest { name, config, host }
 }
@@ -311,6 +312,7 @@ pub(super) fn api_host_config(h: &HostOptions) -> HostConfig {
             .collect(),
         device_cgroup_rules: none_if_empty(&h.device_cgroup_rules),
         cgroup_parent: h.cgroup_parent.clone(),
+        device_requests: (!h.device_requests.is_empty()).then(|| h.device_requests.clone()),
         ..Default::default()
     }
 }
