@@ -279,8 +279,8 @@ pub(super) async fn prune(
     }))
 }
 
-/// The most of a failed load's remaining body read before the error is answered.
-const DRAIN_LOAD_ON_ERROR_BYTES: u64 = 8 << 30;
+/// The most of a load's unread body read before the answer ends.
+const DRAIN_LOAD_UNREAD_BYTES: u64 = 8 << 30;
 
 /// `POST /images/load`: the tarball streams from the request into the image service; the
 /// answer is dockerd's JSON lines, `{"stream":"Loaded image: busybox:latest\n"}`.
@@ -301,13 +301,15 @@ pub(super) async fn load(State(state): State<SharedState>, body: Body) -> Respon
             // A client that went away only loses the progress lines; the load completes.
             let _ = progress.blocking_send(Ok(Bytes::from(line)));
         };
-        if let Err(e) = images.load(&mut reader, &mut on_loaded) {
-            // Read what the client is still sending (a full disk fails a load half-way): a
-            // connection closed on a client mid-write shows it "broken pipe", not this error.
-            let _ = std::io::copy(
-                &mut std::io::Read::take(&mut reader, DRAIN_LOAD_ON_ERROR_BYTES),
-                &mut std::io::sink(),
-            );
+        let result = images.load(&mut reader, &mut on_loaded);
+        // Read what the client is still sending (a full disk fails a load half-way; a tar
+        // read to its end-of-archive block leaves the rest of its padding): a connection
+        // closed on a client mid-write shows it "broken pipe", not our answer.
+        let _ = std::io::copy(
+            &mut std::io::Read::take(&mut reader, DRAIN_LOAD_UNREAD_BYTES),
+            &mut std::io::sink(),
+        );
+        if let Err(e) = result {
             let _ = tx.blocking_send(Err(ApiError::from(e)));
         }
     });

@@ -96,7 +96,7 @@ pub(in crate::api) async fn archive_get(
 }
 
 /// How much of a refused upload is read before the error answer (Go's net/http reads 256 KiB).
-const DRAIN_ON_ERROR_BYTES: u64 = 1 << 20;
+const DRAIN_UNREAD_BYTES: u64 = 1 << 20;
 
 /// `PUT /containers/{id}/archive?path=`: unpacks the body's tar into the directory `path`.
 pub(in crate::api) async fn archive_put(
@@ -110,15 +110,14 @@ pub(in crate::api) async fn archive_put(
     let mut reader = stream::body_reader(body);
     blocking(&state, move |s| {
         let result = s.extract_to(&id, &path, copy_uid_gid, &mut reader);
-        if result.is_err() {
-            // Read (a bounded part of) what the client is still sending before answering, as
-            // Go's net/http does: closing on a client mid-write makes it see "broken pipe"
-            // instead of our error.
-            let _ = std::io::copy(
-                &mut std::io::Read::take(&mut reader, DRAIN_ON_ERROR_BYTES),
-                &mut std::io::sink(),
-            );
-        }
+        // Read (a bounded part of) what the client is still sending before answering, as
+        // Go's net/http does: closing on a client mid-write makes it see "broken pipe"
+        // instead of our answer. A tar read to its end-of-archive block still leaves the
+        // second zero block and the chunked trailer unread, so this holds for success too.
+        let _ = std::io::copy(
+            &mut std::io::Read::take(&mut reader, DRAIN_UNREAD_BYTES),
+            &mut std::io::sink(),
+        );
         result
     })
     .await?;
