@@ -5,14 +5,14 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Seek, Write};
-use std::path::Path;
 
 use estiba_container::BuildRun;
 use estiba_image::service::CommitRequest;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::copy::{self, CopySpec};
+use crate::context::Context;
+use crate::copy::{self, CopySpec, Tree};
 use crate::expand;
 use crate::parser::Instruction;
 use crate::plan::Plan;
@@ -45,7 +45,7 @@ enum Layer<'p> {
     /// A ready layer tar (WORKDIR's directory).
     Tar(Vec<u8>),
     Run(BuildRun, Vec<StepMount>),
-    Copy(&'p Path, CopySpec),
+    Copy(&'p dyn Tree, CopySpec),
     /// COPY --from: the image's root filesystem is mounted only when the step runs.
     CopyFrom(String, CopySpec),
 }
@@ -67,7 +67,7 @@ pub(crate) struct Run<'a> {
     pub(crate) b: &'a Builder,
     pub(crate) opts: &'a BuildOptions,
     pub(crate) plan: &'a Plan,
-    pub(crate) ctx: &'a Path,
+    pub(crate) ctx: &'a Context,
     pub(crate) out: RefCell<&'a mut dyn FnMut(Output)>,
     pub(crate) step: usize,
     pub(crate) results: Vec<Option<String>>,
@@ -84,7 +84,7 @@ impl<'a> Run<'a> {
         b: &'a Builder,
         opts: &'a BuildOptions,
         plan: &'a Plan,
-        ctx: &'a Path,
+        ctx: &'a Context,
         out: &'a mut dyn FnMut(Output),
     ) -> Run<'a> {
         Run {
@@ -547,7 +547,7 @@ impl<'a> Run<'a> {
         let (dest, sources) = words
             .split_last()
             .ok_or_else(|| BuildError::Internal("no words".into()))?;
-        let (sources, _heredocs) = self.heredoc_sources(st, ins, sources)?;
+        let (sources, heredocs) = self.heredoc_sources(st, ins, sources)?;
         let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
         let mut abs = if dest.starts_with('/') {
             dest.clone()
@@ -595,9 +595,21 @@ impl<'a> Run<'a> {
         };
         match ins.flag("from") {
             None => {
-                let sum = copy::checksum(self.ctx, &spec)?;
+                let overlay;
+                let tree: &dyn Tree = match &heredocs {
+                    Some((dir, extra)) => {
+                        overlay = copy::Overlay {
+                            base: self.ctx,
+                            extra,
+                            dir,
+                        };
+                        &overlay
+                    }
+                    None => self.ctx,
+                };
+                let sum = copy::checksum(tree, &spec)?;
                 let created_by = format!("/bin/sh -c #(nop) {} multi:{sum} in {abs} ", ins.cmd);
-                self.commit(st, created_by, Layer::Copy(self.ctx, spec))
+                self.commit(st, created_by, Layer::Copy(tree, spec))
             }
             Some(from) => {
                 let from = self.expand_word(st, from)?;
@@ -721,7 +733,7 @@ impl<'a> Run<'a> {
                 let mnt = self.b.temp_dir("from")?;
                 let key = format!("build-{:016x}", rand::random::<u64>());
                 self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
-                    copy::write_layer(root, &spec, &mut spool)
+                    copy::write_layer(&copy::FsTree(root), &spec, &mut spool)
                 })??
             }
             Layer::Run(run, mounts) => {

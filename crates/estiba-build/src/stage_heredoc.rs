@@ -4,13 +4,12 @@
 //! shell, which reads them itself. `COPY <<EOF /dest` copies the content as a file named after
 //! the delimiter, variables expanded unless the delimiter was quoted.
 
-use std::os::unix::fs::PermissionsExt;
-
+use crate::context::Context;
 use crate::mounts::{Kind, RunMount};
 use crate::parser::Instruction;
 use crate::stage::{Run, State};
 use crate::stage_mounts::StepMount;
-use crate::{BuildError, TempDir};
+use crate::BuildError;
 
 /// Where a `#!` heredoc script is bound in the RUN container (a tmpfs: no trace in the layer).
 const SCRIPT_DIR: &str = "/dev/pipes";
@@ -63,22 +62,23 @@ fn script_mount(target: &str, content: &[u8]) -> RunMount {
     }
 }
 
+/// Heredoc files as an extra context, and the top directory they are under.
+pub(crate) type HeredocFiles = Option<(String, Context)>;
+
 impl Run<'_> {
-    /// COPY/ADD sources with heredoc markers replaced by files written into the context under
-    /// a private directory (removed when the returned guard drops).
+    /// COPY/ADD sources with heredoc markers replaced by files of a small extra context,
+    /// all under one private top directory (returned with it).
     pub(crate) fn heredoc_sources(
         &self,
         st: &State,
         ins: &Instruction,
         sources: &[String],
-    ) -> Result<(Vec<String>, Option<TempDir>), BuildError> {
+    ) -> Result<(Vec<String>, HeredocFiles), BuildError> {
         if ins.heredocs.is_empty() {
             return Ok((sources.to_vec(), None));
         }
         let rel = format!(".estiba-heredoc-{:016x}", rand::random::<u64>());
-        let dir = TempDir(self.ctx.join(&rel));
-        let err = |e: std::io::Error| BuildError::Internal(format!("heredoc: {e}"));
-        std::fs::create_dir(&dir.0).map_err(err)?;
+        let mut files = Vec::new();
         let mut out = Vec::new();
         let mut pending = ins.heredocs.iter().peekable();
         for src in sources {
@@ -95,12 +95,11 @@ impl Run<'_> {
             } else {
                 h.body.clone()
             };
-            let file = dir.0.join(&h.name);
-            std::fs::write(&file, content).map_err(err)?;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).map_err(err)?;
+            files.push((h.name.clone(), content.into_bytes()));
             out.push(format!("{rel}/{}", h.name));
         }
-        Ok((out, Some(dir)))
+        let extra = Context::of_files(&rel, files)?;
+        Ok((out, Some((rel, extra))))
     }
 }
 
