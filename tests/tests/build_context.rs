@@ -1,0 +1,95 @@
+//! The build context as the builder reads it: symlinks resolve inside the context (never to
+//! the daemon host's files), hard links the docker CLI sends as link entries copy their
+//! target's content, and a context whose entry sits under a symlink is refused with nothing
+//! built.
+
+use std::os::unix::fs::symlink;
+
+use estiba_e2e::{build::context, build::docker_build, daemon_with_busybox};
+
+#[test]
+fn symlinks_resolve_inside_the_context_and_hard_links_copy_content() {
+    let d = daemon_with_busybox();
+    let ctx = context(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY hostetc/hostname /h\nCOPY twin /twin\nCOPY sub/ /sub/\n",
+            ),
+            ("etc/hostname", "from the context\n"),
+            ("original", "shared bytes\n"),
+            ("sub/f", "f\n"),
+        ],
+    );
+    // An absolute symlink: inside the context it names the context's etc, not the host's.
+    symlink("/etc", ctx.join("hostetc")).unwrap();
+    std::fs::hard_link(ctx.join("original"), ctx.join("twin")).unwrap();
+    symlink("../../../../../etc/passwd", ctx.join("sub/up")).unwrap();
+    let out = docker_build(&d, &ctx, &["-t", "links:1"]);
+    out.ok();
+    let run = |cmd: &str| {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "links:1",
+            "sh",
+            "-c",
+            cmd,
+        ]);
+        o.ok().stdout.clone()
+    };
+    assert_eq!(run("cat /h"), "from the context\n");
+    assert_eq!(run("cat /twin"), "shared bytes\n");
+    // A symlink inside a copied directory is copied as the symlink it is.
+    assert_eq!(run("readlink /sub/up"), "../../../../../etc/passwd\n");
+
+    // A path through a symlink that leaves the context is clamped to its root, where there is
+    // no such file: the host's /etc/passwd is never read.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY hostetc/passwd /p\n",
+    )
+    .unwrap();
+    let failed = docker_build(&d, &ctx, &["-t", "links:2"]);
+    assert_ne!(failed.code, 0, "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains("file not found in build context or excluded by .dockerignore"),
+        "{failed}"
+    );
+    let tags = d.docker(&["images", "-q", "links:2"]);
+    assert_eq!(tags.ok().stdout.trim(), "", "nothing tagged");
+}
+
+#[test]
+fn an_entry_under_a_symlink_refuses_the_context() {
+    let d = daemon_with_busybox();
+    // A hand-made tar: `link -> /tmp`, then `link/planted` (which unpacking would write
+    // through the link, outside the context).
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    tar.append_link(&mut h, "link", "/tmp").unwrap();
+    for (name, body) in [
+        ("link/planted", &b"x"[..]),
+        ("Dockerfile", &b"FROM busybox\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, body).unwrap();
+    }
+    let body = tar.into_inner().unwrap();
+    let resp = d.api("POST", "/build?t=planted:1", Some(&body));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("not a directory"), "{}", resp.text());
+    assert!(!std::path::Path::new("/tmp/planted").exists());
+    let tags = d.docker(&["images", "-q", "planted:1"]);
+    assert_eq!(tags.ok().stdout.trim(), "", "nothing built");
+}
