@@ -335,8 +335,9 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// The sources, wildcards expanded (in their last element), with the destination each maps to.
-fn plan(tree: &dyn Tree, spec: &CopySpec) -> Result<Vec<Item>, BuildError> {
+/// The sources, wildcards expanded (in their last element), with the destination each maps
+/// to; and how Docker labels them in history: `file` or `dir` for one source, else `multi`.
+fn plan(tree: &dyn Tree, spec: &CopySpec) -> Result<(Vec<Item>, &'static str), BuildError> {
     let mut roots: Vec<(String, String, Meta)> = Vec::new();
     let mut wildcard = false;
     for src in &spec.sources {
@@ -380,6 +381,11 @@ fn plan(tree: &dyn Tree, spec: &CopySpec) -> Result<Vec<Item>, BuildError> {
         .trim_end_matches('/')
         .to_string();
     let dest_is_dir = spec.dest.ends_with('/') || spec.sources.len() > 1 || wildcard;
+    let label = match roots.as_slice() {
+        [(_, _, m)] if m.kind == FileKind::Dir => "dir",
+        [_] => "file",
+        _ => "multi",
+    };
     let mut items = Vec::new();
     for (name, key, meta) in roots {
         if meta.kind == FileKind::Dir {
@@ -416,7 +422,7 @@ fn plan(tree: &dyn Tree, spec: &CopySpec) -> Result<Vec<Item>, BuildError> {
     }
     items.sort_by(|a, b| a.dest.cmp(&b.dest));
     items.dedup_by(|a, b| a.dest == b.dest);
-    Ok(items)
+    Ok((items, label))
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -441,9 +447,9 @@ fn owner_of(spec: &CopySpec, meta: &Meta) -> (u64, u64) {
 
 /// The checksum of what `spec` copies from `tree`: changes with any path, content, mode or
 /// owner, not with mtimes. Content enters as its BLAKE3 digest (for the context, taken as
-/// it streamed in), the whole as SHA-256.
+/// it streamed in), the whole as SHA-256, labelled as Docker does (`file:`, `dir:`, `multi:`).
 pub fn checksum(tree: &dyn Tree, spec: &CopySpec) -> Result<String, BuildError> {
-    let items = plan(tree, spec)?;
+    let (items, label) = plan(tree, spec)?;
     let mut h = Sha256::new();
     let err = |e: io::Error| BuildError::Step(format!("COPY failed: {e}"));
     for it in &items {
@@ -467,7 +473,7 @@ pub fn checksum(tree: &dyn Tree, spec: &CopySpec) -> Result<String, BuildError> 
         }
         h.update(b"\n");
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(format!("{label}:{}", hex::encode(h.finalize())))
 }
 
 /// Writes the layer tar of `spec` (sources in `tree`) to `out`.
@@ -476,7 +482,7 @@ pub fn write_layer(
     spec: &CopySpec,
     out: &mut dyn Write,
 ) -> Result<(), BuildError> {
-    let items = plan(tree, spec)?;
+    let (items, _) = plan(tree, spec)?;
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     let io_err = |e: io::Error| BuildError::Step(format!("COPY failed: {e}"));
@@ -571,6 +577,12 @@ fn extract_into<W: Write>(
         }
         let name = join(dir, &rel);
         let mut header = entry.header().clone();
+        // Empty numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
+        let h = entry.header();
+        header.set_uid(h.uid().unwrap_or(0));
+        header.set_gid(h.gid().unwrap_or(0));
+        header.set_mtime(h.mtime().unwrap_or(0));
+        header.set_mode(h.mode().unwrap_or(0o644));
         match header.entry_type() {
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry

@@ -205,7 +205,9 @@ impl Builder {
         }
         for tag in &opts.tags {
             let (repo, t) = split_tag(tag);
-            self.images.tag(&id, repo, t)?;
+            if !self.images.tag_is_current(&id, repo, t)? {
+                self.images.tag(&id, repo, t)?;
+            }
             if !opts.quiet {
                 let shown = if t.is_none() {
                     format!("{tag}:latest")

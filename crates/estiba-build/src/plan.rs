@@ -106,10 +106,12 @@ impl Plan {
         let mut needed = vec![false; stages.len()];
         mark(&stages, target, &mut needed);
         let needed: Vec<usize> = (0..stages.len()).filter(|&i| needed[i]).collect();
-        let total_steps = needed
-            .iter()
-            .map(|&i| 1 + stages[i].instructions.len())
-            .sum();
+        // Docker's classic builder counts (and prints) the ARGs before the first FROM as steps.
+        let total_steps = global_args.len()
+            + needed
+                .iter()
+                .map(|&i| 1 + stages[i].instructions.len())
+                .sum::<usize>();
         Ok(Plan {
             escape: df.escape,
             global_args,
@@ -211,7 +213,7 @@ mod tests {
             "ARG V=1\nFROM a AS one\nRUN x\nFROM b AS two\nRUN y\nFROM c\nCOPY --from=one /x /x\n";
         let p = plan(text, "").unwrap();
         assert_eq!(p.needed, vec![0, 2]);
-        assert_eq!(p.total_steps, 4);
+        assert_eq!(p.total_steps, 5);
         assert_eq!(p.global_args.len(), 1);
         assert_eq!(plan(text, "two").unwrap().needed, vec![1]);
         let p = plan("FROM a AS base\nFROM base\nRUN z\n", "").unwrap();

@@ -111,6 +111,7 @@ impl<'a> Run<'a> {
     /// Builds every needed stage; returns the target's image ID.
     pub(crate) fn all(&mut self) -> Result<String, BuildError> {
         for ins in &self.plan.global_args {
+            self.begin_step(ins);
             let lookup = |n: &str| self.global.get(n).cloned().flatten();
             let words = expand::words(&ins.rest, &lookup, self.plan.escape)
                 .map_err(|e| BuildError::Step(e.to_string()))?;
@@ -311,8 +312,9 @@ impl<'a> Run<'a> {
             }
             "HEALTHCHECK" => {
                 let hc = crate::stage_health::healthcheck(ins, &st.shell)?;
+                let shown = crate::stage_health::history(&hc);
                 set(&mut st.config, "Healthcheck", hc);
-                self.commit(st, nop(format!(" HEALTHCHECK {}", ins.rest)), Layer::None)
+                self.commit(st, nop(format!(" HEALTHCHECK {shown}")), Layer::None)
             }
             "RUN" => self.run(stage, st, ins),
             "COPY" | "ADD" => self.copy(stage, st, ins),
@@ -371,6 +373,9 @@ impl<'a> Run<'a> {
             _ => {
                 st.shell = argv.clone();
                 set(&mut st.config, "Shell", json!(argv));
+                // Go's %v of the list, as Docker records SHELL.
+                let by = nop(format!(" SHELL [{}]", argv.join(" ")));
+                return self.commit(st, by, Layer::None);
             }
         }
         self.commit(st, nop(format!(" {} {shown}", ins.cmd)), Layer::None)
@@ -398,11 +403,13 @@ impl<'a> Run<'a> {
             map.insert(item.clone(), json!({}));
             shown.push(item);
         }
-        self.commit(
-            st,
-            nop(format!(" {} {}", ins.cmd, shown.join(" "))),
-            Layer::None,
-        )
+        // Docker records VOLUME as Go's %v of the list.
+        let by = if key == "Volumes" {
+            nop(format!(" VOLUME [{}]", shown.join(" ")))
+        } else {
+            nop(format!(" {} {}", ins.cmd, shown.join(" ")))
+        };
+        self.commit(st, by, Layer::None)
     }
 
     /// `k=v` pairs (ENV, LABEL), or ENV's legacy `k v...` form.
@@ -608,7 +615,7 @@ impl<'a> Run<'a> {
                     None => self.ctx,
                 };
                 let sum = copy::checksum(tree, &spec)?;
-                let created_by = format!("/bin/sh -c #(nop) {} multi:{sum} in {abs} ", ins.cmd);
+                let created_by = format!("{NOP} {} {sum} in {abs} ", ins.cmd);
                 self.commit(st, created_by, Layer::Copy(tree, spec))
             }
             Some(from) => {
@@ -617,7 +624,7 @@ impl<'a> Run<'a> {
                 // An image's content is fixed by its ID: the key needs no checksum, and a
                 // hit needs no mount.
                 let created_by = format!(
-                    "/bin/sh -c #(nop) {} --from={image} {:?} {:?} {:?} in {abs} ",
+                    "{NOP} {} --from={image} {:?} {:?} {:?} in {abs} ",
                     ins.cmd, spec.sources, spec.chown, spec.chmod
                 );
                 self.commit(st, created_by, Layer::CopyFrom(image, spec))
@@ -644,6 +651,14 @@ impl<'a> Run<'a> {
         self.commit_keyed(st, created_by, "", layer)
     }
 
+    /// `created_by` with the `#(nop)` marker after the stage's SHELL, as Docker records it.
+    fn with_shell(st: &State, created_by: String) -> String {
+        match created_by.strip_prefix(NOP) {
+            Some(rest) => format!("{} #(nop){rest}", st.shell.join(" ")),
+            None => created_by,
+        }
+    }
+
     /// Looks the step up in the cache (its key: the parent, the instruction, the config, and
     /// `extra`), else makes its layer and image.
     fn commit_keyed(
@@ -653,6 +668,7 @@ impl<'a> Run<'a> {
         extra: &str,
         layer: Layer<'_>,
     ) -> Result<(), BuildError> {
+        let created_by = Self::with_shell(st, created_by);
         let mut h = Sha256::new();
         for part in [
             st.image_id.as_str(),
@@ -834,8 +850,11 @@ impl Write for StreamWriter<'_, '_> {
 
 /// A metadata instruction's history entry, as Docker's classic builder writes it.
 fn nop(s: String) -> String {
-    format!("/bin/sh -c #(nop) {s}")
+    format!("{NOP} {s}")
 }
+
+/// The marker of a step that ran no command (rewritten with the stage's SHELL on commit).
+const NOP: &str = "/bin/sh -c #(nop)";
 
 fn env_list(config: &Value) -> Vec<String> {
     config
