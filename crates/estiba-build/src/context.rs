@@ -34,7 +34,11 @@ const MAX_SYMLINKS: usize = 255;
 #[derive(Debug, Clone)]
 enum Data {
     Memory(Arc<Vec<u8>>),
-    Spool { offset: u64, len: u64 },
+    Spool {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// What an entry is.
@@ -78,7 +82,6 @@ pub struct Entry {
 /// The context: entries by path (relative, clean, no leading `/`; the root is not listed).
 pub struct Context {
     entries: BTreeMap<String, Entry>,
-    spool: Option<File>,
     /// The context written out on disk, made on first need.
     materialised: Mutex<Option<crate::TempDir>>,
 }
@@ -119,7 +122,7 @@ fn clean_key(path: &Path) -> Option<String> {
 /// The entries' content while the stream is read: memory first, then the spool file.
 struct Store<'d> {
     spool_dir: &'d Path,
-    spool: Option<File>,
+    spool: Option<Arc<File>>,
     spool_len: u64,
     memory: u64,
     budget: u64,
@@ -144,27 +147,70 @@ impl Store<'_> {
                 data,
             });
         }
-        if self.spool.is_none() {
-            self.spool = Some(tempfile::tempfile_in(self.spool_dir).map_err(ctx_err)?);
+        self.spill(&mut hasher, r, size, &[])
+    }
+
+    /// Reads `r` to its end (at most the context's byte bound): in memory while the budget
+    /// lasts, then spooled.
+    fn take_all(&mut self, r: &mut dyn Read) -> Result<Kind, BuildError> {
+        let room = self.budget.saturating_sub(self.memory);
+        let mut buf = Vec::new();
+        r.take(room + 1).read_to_end(&mut buf).map_err(ctx_err)?;
+        let len = buf.len() as u64;
+        if len <= room {
+            return self.take(&mut &buf[..], len);
         }
-        let spool = self.spool.as_mut().ok_or_else(|| ctx_err("no spool"))?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&buf);
+        self.spill(&mut hasher, r, MAX_CONTEXT_BYTES, &buf)
+    }
+
+    /// Writes `head` then up to `size` bytes of `r` (exactly `size` unless `head` is given,
+    /// when the end of `r` ends it) to the spool.
+    fn spill(
+        &mut self,
+        hasher: &mut blake3::Hasher,
+        r: &mut dyn Read,
+        size: u64,
+        head: &[u8],
+    ) -> Result<Kind, BuildError> {
+        if self.spool.is_none() {
+            let file = tempfile::tempfile_in(self.spool_dir).map_err(ctx_err)?;
+            self.spool = Some(Arc::new(file));
+        }
+        let file = self.spool.clone().ok_or_else(|| ctx_err("no spool"))?;
+        let mut spool: &File = &file;
         let offset = self.spool_len;
+        spool.write_all(head).map_err(ctx_err)?;
+        let until_eof = !head.is_empty();
+        let mut written = head.len() as u64;
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = size;
         while left > 0 {
-            let want = buf.len().min(left as usize);
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             let n = r.read(&mut buf[..want]).map_err(ctx_err)?;
+            if n == 0 && until_eof {
+                break;
+            }
             if n == 0 {
                 return Err(ctx_err("unexpected end of the context"));
             }
             hasher.update(&buf[..n]);
             spool.write_all(&buf[..n]).map_err(ctx_err)?;
             left -= n as u64;
+            written += n as u64;
         }
-        self.spool_len += size;
+        if until_eof && left == 0 {
+            return Err(BuildError::Context("a source is too large".into()));
+        }
+        self.spool_len += written;
         Ok(Kind::File {
             digest: *hasher.finalize().as_bytes(),
-            data: DataRef(Data::Spool { offset, len: size }),
+            data: DataRef(Data::Spool {
+                file,
+                offset,
+                len: written,
+            }),
         })
     }
 }
@@ -189,11 +235,7 @@ impl Context {
             Box::new(buffered)
         };
         let mut archive = tar::Archive::new(reader);
-        let mut ctx = Context {
-            entries: BTreeMap::new(),
-            spool: None,
-            materialised: Mutex::new(None),
-        };
+        let mut ctx = Context::empty();
         let mut store = Store {
             spool_dir,
             spool: None,
@@ -257,7 +299,6 @@ impl Context {
             }
             ctx.insert(key, Entry { kind, mode, mtime })?;
         }
-        ctx.spool = store.spool;
         Ok(ctx)
     }
 
@@ -409,14 +450,11 @@ impl Context {
     pub fn open<'s>(&'s self, data: &'s DataRef) -> Box<dyn Read + 's> {
         match &data.0 {
             Data::Memory(v) => Box::new(&v[..]),
-            Data::Spool { offset, len } => match &self.spool {
-                Some(file) => Box::new(SpoolReader {
-                    file,
-                    pos: *offset,
-                    end: offset + len,
-                }),
-                None => Box::new(io::empty()),
-            },
+            Data::Spool { file, offset, len } => Box::new(SpoolReader {
+                file,
+                pos: *offset,
+                end: offset + len,
+            }),
         }
     }
 
@@ -472,35 +510,48 @@ impl Context {
         Ok(())
     }
 
-    /// A context of the given files only (heredoc sources), all under `dir`.
-    pub fn of_files(dir: &str, files: Vec<(String, Vec<u8>)>) -> Result<Context, BuildError> {
-        let mut ctx = Context {
+    fn empty() -> Context {
+        Context {
             entries: BTreeMap::new(),
-            spool: None,
             materialised: Mutex::new(None),
+        }
+    }
+
+    /// A context of the given files only (heredoc bodies, downloads), all under `dir`, each
+    /// read to its end (in memory within the budget, then spooled in `spool_dir`).
+    pub fn of_files(
+        dir: &str,
+        spool_dir: &Path,
+        files: Vec<ExtraFile<'_>>,
+    ) -> Result<Context, BuildError> {
+        let mut ctx = Context::empty();
+        let mut store = Store {
+            spool_dir,
+            spool: None,
+            spool_len: 0,
+            memory: 0,
+            budget: MAX_MEMORY_BYTES,
         };
-        let mtime = chrono::Utc::now().timestamp().max(0) as u64;
-        for (name, content) in files {
-            let digest = *blake3::hash(&content).as_bytes();
-            let kind = Kind::File {
-                digest,
-                data: DataRef(Data::Memory(Arc::new(content))),
+        for mut f in files {
+            let kind = store.take_all(&mut f.content)?;
+            let key = format!("{dir}/{}", f.name);
+            let Some(key) = clean_key(Path::new(&key)).filter(|k| k.matches('/').count() == 1)
+            else {
+                return Err(BuildError::Step(format!("invalid source name {}", f.name)));
             };
-            let key = format!("{dir}/{name}");
-            let Some(key) = clean_key(Path::new(&key)) else {
-                return Err(BuildError::Step(format!("invalid heredoc name {name}")));
-            };
-            ctx.insert(
-                key,
-                Entry {
-                    kind,
-                    mode: 0o644,
-                    mtime,
-                },
-            )?;
+            let (mode, mtime) = (f.mode, f.mtime);
+            ctx.insert(key, Entry { kind, mode, mtime })?;
         }
         Ok(ctx)
     }
+}
+
+/// One file of [`Context::of_files`].
+pub struct ExtraFile<'r> {
+    pub name: String,
+    pub content: Box<dyn Read + 'r>,
+    pub mode: u32,
+    pub mtime: u64,
 }
 
 fn link_name(entry: &tar::Entry<'_, impl Read>) -> Result<String, BuildError> {

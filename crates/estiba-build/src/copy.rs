@@ -31,6 +31,8 @@ pub struct CopySpec {
     pub from_context: bool,
     /// ADD: a local tar archive (plain or gzip) is extracted into the destination directory.
     pub extract_archives: bool,
+    /// Sources under this top directory (ADD's downloads, heredocs) are never extracted.
+    pub no_extract_under: Option<String>,
 }
 
 /// What a source tree says about one path.
@@ -381,7 +383,14 @@ fn plan(tree: &dyn Tree, spec: &CopySpec) -> Result<(Vec<Item>, &'static str), B
         .trim_end_matches('/')
         .to_string();
     let dest_is_dir = spec.dest.ends_with('/') || spec.sources.len() > 1 || wildcard;
+    let extra = |key: &str| {
+        spec.no_extract_under
+            .as_deref()
+            .is_some_and(|d| key.split('/').next() == Some(d))
+    };
     let label = match roots.as_slice() {
+        // One download: Docker records its bare checksum.
+        [(_, key, _)] if extra(key) => "",
         [(_, _, m)] if m.kind == FileKind::Dir => "dir",
         [_] => "file",
         _ => "multi",
@@ -473,7 +482,12 @@ pub fn checksum(tree: &dyn Tree, spec: &CopySpec) -> Result<String, BuildError> 
         }
         h.update(b"\n");
     }
-    Ok(format!("{label}:{}", hex::encode(h.finalize())))
+    let sum = hex::encode(h.finalize());
+    Ok(if label.is_empty() {
+        sum
+    } else {
+        format!("{label}:{sum}")
+    })
 }
 
 /// Writes the layer tar of `spec` (sources in `tree`) to `out`.
@@ -507,7 +521,12 @@ pub fn write_layer(
                     .map_err(io_err)?;
             }
             FileKind::File => {
-                if spec.extract_archives && is_archive(tree, &it.src) {
+                let extractable = spec.extract_archives
+                    && spec
+                        .no_extract_under
+                        .as_deref()
+                        .is_none_or(|d| it.src.split('/').next() != Some(d));
+                if extractable && is_archive(tree, &it.src) {
                     let dir = if spec.dest.ends_with('/') || it.dest.rsplit_once('/').is_none() {
                         spec.dest.trim_matches('/').to_string()
                     } else {
@@ -617,6 +636,7 @@ mod tests {
             chmod: None,
             from_context: true,
             extract_archives: false,
+            no_extract_under: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod context;
 pub mod copy;
 mod df;
 pub mod expand;
+pub mod fetch;
 pub mod layer;
 pub mod mounts;
 pub mod parser;

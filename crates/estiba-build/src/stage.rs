@@ -546,15 +546,16 @@ impl<'a> Run<'a> {
                 ins.cmd
             )));
         }
-        if ins.cmd == "ADD" && words.iter().any(|w| w.contains("://")) {
+        let srcs = &words[..words.len() - 1];
+        if ins.cmd == "COPY" && srcs.iter().any(|w| crate::fetch::is_url(w)) {
             return Err(BuildError::Step(
-                "ADD from a URL is not supported by this builder yet".into(),
+                "COPY failed: source can't be a URL for COPY".into(),
             ));
         }
         let (dest, sources) = words
             .split_last()
             .ok_or_else(|| BuildError::Internal("no words".into()))?;
-        let (sources, heredocs) = self.heredoc_sources(st, ins, sources)?;
+        let (sources, heredocs) = self.extra_sources(st, ins, sources)?;
         let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
         let mut abs = if dest.starts_with('/') {
             dest.clone()
@@ -599,6 +600,8 @@ impl<'a> Run<'a> {
             chmod,
             from_context: ins.flag("from").is_none(),
             extract_archives: ins.cmd == "ADD",
+            // Downloads and heredoc bodies are copied as they are, never extracted.
+            no_extract_under: heredocs.as_ref().map(|(dir, _)| dir.clone()),
         };
         match ins.flag("from") {
             None => {

@@ -272,6 +272,7 @@ fn context_spec(source: &str) -> CopySpec {
         chmod: None,
         from_context: true,
         extract_archives: false,
+        no_extract_under: None,
     }
 }
 
