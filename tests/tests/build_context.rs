@@ -93,3 +93,52 @@ fn an_entry_under_a_symlink_refuses_the_context() {
     let tags = d.docker(&["images", "-q", "planted:1"]);
     assert_eq!(tags.ok().stdout.trim(), "", "nothing built");
 }
+
+/// Byte `i` of the big test file: a pattern that never repeats at the offsets checked.
+fn pattern(i: usize) -> u8 {
+    ((i * 7 + i / 251) % 256) as u8
+}
+
+#[test]
+fn a_large_file_copies_byte_for_byte() {
+    let d = daemon_with_busybox();
+    let ctx = context(
+        &d,
+        &[("Dockerfile", "FROM busybox\nCOPY big.bin /big.bin\n")],
+    );
+    // Past the heap budget for one file: it takes the mapped path.
+    let size = 3 * 1024 * 1024 + 17;
+    let bytes: Vec<u8> = (0..size).map(pattern).collect();
+    std::fs::write(ctx.join("big.bin"), &bytes).unwrap();
+    docker_build(&d, &ctx, &["-t", "big:1"]).ok();
+    let mut script = String::from("wc -c < /big.bin;");
+    let offsets = [0, 4095, 1 << 20, (2 << 20) + 3, size - 8];
+    for off in offsets {
+        script.push_str(&format!(
+            " dd if=/big.bin bs=1 skip={off} count=8 2>/dev/null | od -An -tu1;"
+        ));
+    }
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "big:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let mut want = format!("{size}\n");
+    for off in offsets {
+        let row: Vec<String> = (off..off + 8).map(|i| pattern(i).to_string()).collect();
+        want.push_str(&row.join(" "));
+        want.push('\n');
+    }
+    let got: Vec<String> = out
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(got.join("\n") + "\n", want);
+}

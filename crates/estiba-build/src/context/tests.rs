@@ -32,8 +32,16 @@ fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
 }
 
 fn read(t: &[u8], budget: u64) -> (tempfile::TempDir, Result<Context, BuildError>) {
+    read_mapped(t, budget, 0)
+}
+
+fn read_mapped(
+    t: &[u8],
+    budget: u64,
+    mapped: u64,
+) -> (tempfile::TempDir, Result<Context, BuildError>) {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = Context::read_with(&mut &t[..], dir.path(), budget);
+    let ctx = Context::read_with(&mut &t[..], dir.path(), budget, mapped);
     (dir, ctx)
 }
 
@@ -128,11 +136,26 @@ fn symlinks_resolve_inside_the_context() {
 }
 
 #[test]
-fn content_past_the_memory_budget_is_spooled_and_digests_match() {
+fn content_past_the_memory_budget_is_mapped_or_spooled_and_digests_match() {
     let big = vec![7u8; 10_000];
     let t = tar_of(&[("small", F, b"abc"), ("big", F, &big), ("big2", F, &big)]);
-    let (dir, ctx) = read(&t, 5_000);
+    // The heap takes "small", a mapping "big", the spool "big2".
+    let (dir, ctx) = read_mapped(&t, 5_000, 15_000);
     let ctx = ctx.unwrap();
+    assert!(matches!(
+        &ctx.get("big").unwrap().kind,
+        Kind::File {
+            data: DataRef(Data::Mapped(_)),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &ctx.get("big2").unwrap().kind,
+        Kind::File {
+            data: DataRef(Data::Spool { .. }),
+            ..
+        }
+    ));
     for (name, want) in [("small", &b"abc"[..]), ("big", &big), ("big2", &big)] {
         let Kind::File { digest, data } = &ctx.get(name).unwrap().kind else {
             panic!("{name} is not a file");

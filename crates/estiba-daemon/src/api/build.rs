@@ -127,7 +127,7 @@ fn line(v: &serde_json::Value) -> Bytes {
 const MAX_DRAIN_BYTES: u64 = 1 << 30;
 
 /// Body chunks read ahead of the builder.
-const READ_AHEAD_CHUNKS: usize = 64;
+const READ_AHEAD_CHUNKS: usize = 16;
 
 /// The request body as a blocking reader, read ahead by a task: the socket keeps being read
 /// while the builder hashes what came before (a reader that polls the body itself leaves
