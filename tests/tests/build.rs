@@ -153,6 +153,16 @@ fn bad_dockerfiles_and_contexts_are_refused() {
             .contains("dockerfile parse error line 3: unknown instruction: FOO"),
         "{out}"
     );
+    // An option the instruction does not take is a parse error too, before any step runs.
+    let ctx = context(&d, &[("Dockerfile", "FROM busybox\nCOPY --bogus a /a\n")]);
+    let out = docker_build(&d, &ctx, &["-t", "x"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("dockerfile parse error line 2: Unknown flag: bogus"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("Step 1/"), "{out}");
     let ctx = context(&d, &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")]);
     let out = docker_build(&d, &ctx, &["-t", "x"]);
     assert_ne!(out.code, 0);

@@ -34,6 +34,7 @@ impl Plan {
         let mut global_args = Vec::new();
         let mut stages: Vec<StageDef> = Vec::new();
         for ins in df.instructions {
+            check_flags(&ins)?;
             if ins.cmd == "FROM" {
                 let words: Vec<&str> = ins.rest.split_whitespace().collect();
                 let name = match words.as_slice() {
@@ -194,6 +195,36 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The options each instruction takes (BuildKit's `COPY --chmod`/`--link` and `RUN --mount`
+/// too); any other is Docker's parse error, before any step runs.
+fn check_flags(ins: &Instruction) -> Result<(), crate::parser::ParseError> {
+    let allowed: &[&str] = match ins.cmd.as_str() {
+        "FROM" => &["platform"],
+        "RUN" => &["mount", "network"],
+        "COPY" => &["from", "chown", "chmod", "link"],
+        "ADD" => &["chown", "chmod", "link"],
+        "HEALTHCHECK" => &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+        _ => &[],
+    };
+    match ins
+        .flags
+        .iter()
+        .find(|(k, _)| !allowed.contains(&k.as_str()))
+    {
+        Some((k, _)) => Err(crate::parser::ParseError {
+            line: ins.line,
+            message: format!("Unknown flag: {k}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +236,18 @@ mod tests {
             ..Default::default()
         };
         Plan::new(parse(text).unwrap(), &opts)
+    }
+
+    #[test]
+    fn unknown_flags_are_parse_errors() {
+        let e = plan("FROM a\nCOPY --bogus x /x\n", "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "dockerfile parse error line 2: Unknown flag: bogus");
+        let e = plan("FROM --nope=1 a\n", "").unwrap_err().to_string();
+        assert_eq!(e, "dockerfile parse error line 1: Unknown flag: nope");
+        let ok = "FROM --platform=linux/amd64 a\nCOPY --from=a --chown=1 --chmod=600 --link x /x\nRUN --mount=type=tmpfs,target=/t --network=none true\n";
+        assert!(plan(ok, "").is_ok());
     }
 
     #[test]
