@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::symlink;
 
-use estiba_e2e::{build::context, build::docker_build, daemon_with_busybox};
+use estiba_e2e::{build::context, build::docker_build, daemon_with_busybox, run_command, Cli};
 
 #[test]
 fn symlinks_resolve_inside_the_context_and_hard_links_copy_content() {
@@ -141,4 +141,38 @@ fn a_large_file_copies_byte_for_byte() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(got.join("\n") + "\n", want);
+}
+
+#[test]
+fn a_gzip_context_on_stdin_builds() {
+    let d = daemon_with_busybox();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        ("Dockerfile", &b"FROM busybox\nCOPY sub/f.txt /f.txt\n"[..]),
+        ("sub/f.txt", &b"from a gzip context\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, body).unwrap();
+    }
+    let plain = tar.into_inner().unwrap();
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = gzip.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut input, &plain));
+    let gz = gzip.wait_with_output().unwrap().stdout;
+    feeder.join().unwrap().unwrap();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    // `docker build - < ctx.tar.gz`: the CLI sends the compressed stream as it is.
+    let mut cmd = d.command(Cli::Docker, &["build", "-t", "gz:1", "-"]);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let out = run_command(cmd, Some(gz));
+    out.ok();
+    let run = d.docker(&["run", "--rm", "--network", "none", "gz:1", "cat", "/f.txt"]);
+    assert_eq!(run.ok().stdout, "from a gzip context\n");
 }
