@@ -15,6 +15,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::BuildError;
@@ -32,6 +33,40 @@ const MAX_MEMORY_FILE_BYTES: u64 = 256 << 10;
 /// the kernel allows: 10 MB in ~1.4 ms, against ~4 ms for the spool file; unmapped, so given
 /// back, when the build ends). The rest goes to the spool file (page cache).
 const MAX_MAPPED_BYTES: u64 = 256 << 20;
+/// Most bytes mapped by all builds at once; past it, files go to their build's spool.
+const MAX_MAPPED_BYTES_ALL: u64 = 512 << 20;
+
+/// Bytes mapped by all contexts alive now.
+static MAPPED_NOW: AtomicU64 = AtomicU64::new(0);
+
+/// A share of [`MAPPED_NOW`], given back when dropped.
+#[derive(Debug)]
+struct MapLease(u64);
+
+impl MapLease {
+    /// Takes `size` bytes of the all-builds allowance, or says no.
+    fn take(size: u64) -> Option<MapLease> {
+        MAPPED_NOW
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now + size <= MAX_MAPPED_BYTES_ALL).then_some(now + size)
+            })
+            .ok()
+            .map(|_| MapLease(size))
+    }
+}
+
+impl Drop for MapLease {
+    fn drop(&mut self) {
+        MAPPED_NOW.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+/// A file's content in an anonymous mapping, counted in [`MAPPED_NOW`] while it lives.
+#[derive(Debug)]
+struct Mapped {
+    map: memmap2::Mmap,
+    _lease: MapLease,
+}
 /// How much of a file is read before it is hashed.
 const HASH_SLICE_BYTES: usize = 512 << 10;
 /// Longest path or symlink target in the context.
@@ -43,7 +78,7 @@ const MAX_SYMLINKS: usize = 255;
 #[derive(Debug, Clone)]
 enum Data {
     Memory(Arc<Vec<u8>>),
-    Mapped(Arc<memmap2::Mmap>),
+    Mapped(Arc<Mapped>),
     Spool {
         file: Arc<File>,
         offset: u64,
@@ -71,7 +106,7 @@ impl DataRef {
     pub fn len(&self) -> u64 {
         match &self.0 {
             Data::Memory(v) => v.len() as u64,
-            Data::Mapped(m) => m.len() as u64,
+            Data::Mapped(m) => m.map.len() as u64,
             Data::Spool { len, .. } => *len,
         }
     }
@@ -174,6 +209,9 @@ impl Store<'_> {
         let Ok(len) = usize::try_from(size) else {
             return Ok(None);
         };
+        let Some(lease) = MapLease::take(size) else {
+            return Ok(None);
+        };
         let Ok(mut m) = memmap2::MmapMut::map_anon(len) else {
             return Ok(None);
         };
@@ -187,7 +225,10 @@ impl Store<'_> {
             hasher.update(slice);
         }
         let digest = *hasher.finalize().as_bytes();
-        let m = m.make_read_only().map_err(ctx_err)?;
+        let m = Mapped {
+            map: m.make_read_only().map_err(ctx_err)?,
+            _lease: lease,
+        };
         self.mapped += size;
         Ok(Some(Kind::File {
             digest,
@@ -501,7 +542,7 @@ impl Context {
     pub fn open<'s>(&'s self, data: &'s DataRef) -> Box<dyn Read + 's> {
         match &data.0 {
             Data::Memory(v) => Box::new(&v[..]),
-            Data::Mapped(m) => Box::new(&m[..]),
+            Data::Mapped(m) => Box::new(&m.map[..]),
             Data::Spool { file, offset, len } => Box::new(SpoolReader {
                 file,
                 pos: *offset,

@@ -135,8 +135,12 @@ fn symlinks_resolve_inside_the_context() {
     assert!(ctx.read_file("df", 3).is_err());
 }
 
+/// Tests that map content run one at a time: they check the all-builds count exactly.
+static MAPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn content_past_the_memory_budget_is_mapped_or_spooled_and_digests_match() {
+    let _only = MAPS.lock().unwrap_or_else(|e| e.into_inner());
     let big = vec![7u8; 10_000];
     let t = tar_of(&[("small", F, b"abc"), ("big", F, &big), ("big2", F, &big)]);
     // The heap takes "small", a mapping "big", the spool "big2".
@@ -195,4 +199,38 @@ fn materialised_context_has_the_files() {
     assert_eq!(ctx.materialise(|| panic!("made twice")).unwrap(), dir);
     drop(ctx);
     assert!(!target.exists(), "removed with the context");
+}
+
+#[test]
+fn mapped_bytes_are_given_back_with_the_context() {
+    let _only = MAPS.lock().unwrap_or_else(|e| e.into_inner());
+    let big = vec![9u8; 300_000];
+    let t = tar_of(&[("big", F, &big)]);
+    let ctx = read_mapped(&t, 0, 1 << 20).1.unwrap();
+    assert!(matches!(
+        &ctx.get("big").unwrap().kind,
+        Kind::File {
+            data: DataRef(Data::Mapped(_)),
+            ..
+        }
+    ));
+    assert_eq!(MAPPED_NOW.load(Ordering::Acquire), 300_000);
+    drop(ctx);
+    assert_eq!(MAPPED_NOW.load(Ordering::Acquire), 0);
+    // A truncated file gives its share back too.
+    let cut = &t[..512 + 1000];
+    assert!(read_mapped(cut, 0, 1 << 20).1.is_err());
+    assert_eq!(MAPPED_NOW.load(Ordering::Acquire), 0);
+    // Past the all-builds allowance, a file goes to the spool.
+    let hog = MapLease::take(MAX_MAPPED_BYTES_ALL - 100_000).unwrap();
+    let ctx = read_mapped(&t, 0, 1 << 20).1.unwrap();
+    assert!(matches!(
+        &ctx.get("big").unwrap().kind,
+        Kind::File {
+            data: DataRef(Data::Spool { .. }),
+            ..
+        }
+    ));
+    drop(hog);
+    assert_eq!(MAPPED_NOW.load(Ordering::Acquire), 0);
 }
