@@ -15,6 +15,7 @@ pub mod parser;
 mod plan;
 pub mod reproducible;
 mod stage;
+mod stage_chown;
 mod stage_health;
 mod stage_heredoc;
 mod stage_mounts;

@@ -16,6 +16,7 @@ use crate::copy::{self, CopySpec, Tree};
 use crate::expand;
 use crate::parser::Instruction;
 use crate::plan::Plan;
+use crate::stage_chown::{id_in, parse_chown};
 use crate::stage_mounts::StepMount;
 use crate::{short_id, BuildError, BuildOptions, Builder, Output};
 
@@ -46,9 +47,13 @@ enum Layer<'p> {
     Tar(Vec<u8>),
     Run(BuildRun, Vec<StepMount>),
     Copy(&'p dyn Tree, CopySpec),
-    /// COPY --from: the image's root filesystem is mounted only when the step runs.
-    CopyFrom(String, CopySpec),
+    /// COPY --from: the image's root filesystem is mounted only when the step runs; the
+    /// history then records `<cmd> <checksum> in <dest>` from the last field (`cmd`, `dest`).
+    CopyFrom(String, CopySpec, (String, String)),
 }
+
+/// A step's layer tar, its RUN container, and its history text if not the key's.
+type LayerFile = (std::fs::File, Option<String>, Option<String>);
 
 /// One stage's state between instructions.
 pub(crate) struct State {
@@ -630,9 +635,19 @@ impl<'a> Run<'a> {
                     "{NOP} {} --from={image} {:?} {:?} {:?} in {abs} ",
                     ins.cmd, spec.sources, spec.chown, spec.chmod
                 );
-                self.commit(st, created_by, Layer::CopyFrom(image, spec))
+                let shown = (ins.cmd.clone(), abs.clone());
+                self.commit(st, created_by, Layer::CopyFrom(image, spec, shown))
             }
         }
+    }
+
+    /// The checksum of what a COPY --from takes from `image` (mounted for it).
+    fn copy_from_checksum(&self, image: &str, spec: &CopySpec) -> Result<String, BuildError> {
+        let mnt = self.b.temp_dir("from")?;
+        let key = format!("build-{:016x}", rand::random::<u64>());
+        self.b.images.with_rootfs(image, &key, &mnt.0, |root| {
+            copy::checksum(&copy::FsTree(root), spec)
+        })?
     }
 
     /// The image a `--from` names: an earlier stage's result, else an image.
@@ -691,10 +706,21 @@ impl<'a> Run<'a> {
             let hit = match self.b.images.build_cache_get(&key)? {
                 Some(id) => Some(id),
                 None => {
+                    // --cache-from images record COPY --from as Docker does (with the
+                    // checksum): worked out, with a mount, only when there are any.
+                    let shown = match &layer {
+                        Layer::CopyFrom(image, spec, (cmd, dest))
+                            if !self.cache_from.is_empty() =>
+                        {
+                            let sum = self.copy_from_checksum(image, spec)?;
+                            Self::with_shell(st, format!("{NOP} {cmd} {sum} in {dest} "))
+                        }
+                        _ => created_by.clone(),
+                    };
                     let from = self.b.images.cache_from_match(
                         &st.image_id,
                         &self.cache_from,
-                        &created_by,
+                        &shown,
                         &st.config,
                     )?;
                     // Remembered, so that the next build hits without --cache-from (a
@@ -711,7 +737,12 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
         }
-        let (mut spool, container) = self.layer_file(layer)?;
+        let (mut spool, container, shown) = self.layer_file(layer)?;
+        // What history shows, when it is not the key's text (COPY --from: Docker's form).
+        let created_by = match shown {
+            Some(text) => Self::with_shell(st, format!("{NOP} {text}")),
+            None => created_by,
+        };
         let req = CommitRequest {
             base_image_id: st.image_id.clone(),
             config: st.config.clone(),
@@ -737,23 +768,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The step's layer tar in a spool file (rewound), and the RUN container's ID.
-    fn layer_file(&self, layer: Layer<'_>) -> Result<(std::fs::File, Option<String>), BuildError> {
+    /// The step's layer tar in a spool file (rewound), the RUN container's ID, and the
+    /// history text when it differs from the cache key's (after `#(nop) `).
+    fn layer_file(&self, layer: Layer<'_>) -> Result<LayerFile, BuildError> {
         let mut spool = tempfile::tempfile_in(&self.b.root)
             .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
         let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
         let mut container = None;
+        let mut shown = None;
         let mut hide = Vec::new();
         match layer {
             Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
             Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
             Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
-            Layer::CopyFrom(image, spec) => {
+            Layer::CopyFrom(image, spec, (cmd, dest)) => {
                 let mnt = self.b.temp_dir("from")?;
                 let key = format!("build-{:016x}", rand::random::<u64>());
-                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
-                    copy::write_layer(&copy::FsTree(root), &spec, &mut spool)
-                })??
+                let sum = self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
+                    let tree = copy::FsTree(root);
+                    copy::write_layer(&tree, &spec, &mut spool)?;
+                    copy::checksum(&tree, &spec)
+                })??;
+                shown = Some(format!("{cmd} {sum} in {dest} "));
             }
             Layer::Run(run, mounts) => {
                 let images: Vec<String> =
@@ -781,7 +817,7 @@ impl<'a> Run<'a> {
             edited.rewind().map_err(io)?;
             spool = edited;
         }
-        Ok((spool, container))
+        Ok((spool, container, shown))
     }
 
     /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
@@ -911,69 +947,12 @@ fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
     tar.into_inner().map_err(io)
 }
 
-/// `--chown=user[:group]` in numbers, names looked up with `lookup(file, name)` in the
-/// image's `/etc/passwd` and `/etc/group` (a lone user is also the group, as Docker does).
-fn parse_chown(
-    s: &str,
-    lookup: &mut dyn FnMut(&str, &str) -> Option<u64>,
-) -> Result<(u64, u64), BuildError> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let (u, g) = match parts.as_slice() {
-        [u] => (*u, *u),
-        [u, g] => (*u, *g),
-        _ => {
-            return Err(BuildError::Step(format!(
-                "invalid chown string format: {s}"
-            )))
-        }
-    };
-    let fail = |what: &str, kind: &str, name: &str| {
-        BuildError::Step(format!(
-            "unable to convert uid/gid chown string to host mapping: can't find {what} for {kind} {name}: no such {kind}: {name}"
-        ))
-    };
-    let uid = match u.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| fail("uid", "user", u))?,
-    };
-    let gid = match g.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => lookup("/etc/group", g).ok_or_else(|| fail("gid", "group", g))?,
-    };
-    Ok((uid, gid))
-}
-
-/// The ID (third field) of `name` in a passwd or group file.
-fn id_in(file: &str, name: &str) -> Option<u64> {
-    file.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[0] == name)
-        .and_then(|f| f[2].parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn helpers() {
-        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-        let group = "root:x:0:\nstaff:x:50:\napp:x:1001:\n";
-        let mut lookup =
-            |f: &str, n: &str| id_in(if f == "/etc/passwd" { passwd } else { group }, n);
-        assert_eq!(parse_chown("1:2", &mut lookup).unwrap(), (1, 2));
-        assert_eq!(parse_chown("7", &mut lookup).unwrap(), (7, 7));
-        assert_eq!(parse_chown("app", &mut lookup).unwrap(), (1000, 1001));
-        assert_eq!(parse_chown("app:staff", &mut lookup).unwrap(), (1000, 50));
-        assert_eq!(parse_chown("5:staff", &mut lookup).unwrap(), (5, 50));
-        let e = parse_chown("nobody:1", &mut lookup)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("can't find uid for user nobody: no such user: nobody"),
-            "{e}"
-        );
-        assert!(parse_chown("a:b:c", &mut lookup).is_err());
         let mut c = json!({});
         obj_entry(&mut c, "Labels").insert("a".into(), json!("b"));
         assert_eq!(c["Labels"]["a"], "b");
