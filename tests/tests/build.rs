@@ -118,6 +118,17 @@ fn every_instruction_with_docker_output_and_history() {
         "{hist}"
     );
     assert!(lines[10].contains("ARG GREETING=hello"), "{hist}");
+    // As dockerd 20.10 records them: EXPOSE's ports as written and sorted, COPY's label,
+    // checksum and destination as written.
+    assert_eq!(lines[3], "/bin/sh -c #(nop)  EXPOSE 53/udp 8080", "{hist}");
+    assert!(
+        lines[7].starts_with("/bin/sh -c #(nop) COPY file:") && lines[7].ends_with(" in ./ "),
+        "{hist}"
+    );
+    assert!(
+        lines[6].starts_with("/bin/sh -c #(nop) COPY dir:") && lines[6].ends_with(" in /data/ "),
+        "{hist}"
+    );
 }
 
 #[test]

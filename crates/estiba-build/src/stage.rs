@@ -400,13 +400,17 @@ impl<'a> Run<'a> {
         let map = obj_entry(&mut st.config, key);
         let mut shown = Vec::new();
         for item in items {
+            shown.push(item.clone());
             let item = if key == "ExposedPorts" && !item.contains('/') {
                 format!("{item}/tcp")
             } else {
                 item
             };
-            map.insert(item.clone(), json!({}));
-            shown.push(item);
+            map.insert(item, json!({}));
+        }
+        // Docker records EXPOSE's ports as written, sorted.
+        if key == "ExposedPorts" {
+            shown.sort();
         }
         // Docker records VOLUME as Go's %v of the list.
         let by = if key == "Volumes" {
@@ -623,7 +627,8 @@ impl<'a> Run<'a> {
                     None => self.ctx,
                 };
                 let sum = copy::checksum(tree, &spec)?;
-                let created_by = format!("{NOP} {} {sum} in {abs} ", ins.cmd);
+                // The destination as written, as Docker records it.
+                let created_by = format!("{NOP} {} {sum} in {dest} ", ins.cmd);
                 self.commit(st, created_by, Layer::Copy(tree, spec))
             }
             Some(from) => {
@@ -635,7 +640,7 @@ impl<'a> Run<'a> {
                     "{NOP} {} --from={image} {:?} {:?} {:?} in {abs} ",
                     ins.cmd, spec.sources, spec.chown, spec.chmod
                 );
-                let shown = (ins.cmd.clone(), abs.clone());
+                let shown = (ins.cmd.clone(), dest.clone());
                 self.commit(st, created_by, Layer::CopyFrom(image, spec, shown))
             }
         }
