@@ -19,6 +19,8 @@ use crate::BuildError;
 const MAX_ERROR_BODY: u64 = 1024;
 /// Most redirects followed.
 const MAX_REDIRECTS: usize = 10;
+/// How long a download may go without a byte.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long connecting and getting the response head may take.
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -52,7 +54,10 @@ pub struct Download {
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while !self.cur.has_remaining() {
-            let frame = self.handle.block_on(self.body.frame());
+            let frame = self
+                .handle
+                .block_on(async { tokio::time::timeout(IDLE_TIMEOUT, self.body.frame()).await })
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "download stalled"))?;
             match frame {
                 None => return Ok(0),
                 Some(Err(e)) => return Err(io::Error::other(e)),
