@@ -37,4 +37,4 @@ hyperfine -N --warmup 3 --runs "${RUNS:-20}" "${cached[@]}"
 tar -C "$ctx" -cf "$BENCH_DIR/ctx.tar" .
 hyperfine -N --warmup 3 --runs "${RUNS:-20}" \
   -n "cached rebuild, POST /build only (estibad)" \
-  "curl -sf --unix-socket $ESTIBA_SOCK -X POST -H 'Content-Type: application/x-tar' --data-binary @$BENCH_DIR/ctx.tar 'http://x/build?q=1&networkmode=none'"
+  "curl -sf --unix-socket $ESTIBA_SOCK -X POST -H 'Expect:' -H 'Content-Type: application/x-tar' -T $BENCH_DIR/ctx.tar 'http://x/build?q=1&networkmode=none'"

@@ -118,6 +118,17 @@ fn every_instruction_with_docker_output_and_history() {
         "{hist}"
     );
     assert!(lines[10].contains("ARG GREETING=hello"), "{hist}");
+    // As dockerd 20.10 records them: EXPOSE's ports as written and sorted, COPY's label,
+    // checksum and destination as written.
+    assert_eq!(lines[3], "/bin/sh -c #(nop)  EXPOSE 53/udp 8080", "{hist}");
+    assert!(
+        lines[7].starts_with("/bin/sh -c #(nop) COPY file:") && lines[7].ends_with(" in ./ "),
+        "{hist}"
+    );
+    assert!(
+        lines[6].starts_with("/bin/sh -c #(nop) COPY dir:") && lines[6].ends_with(" in /data/ "),
+        "{hist}"
+    );
 }
 
 #[test]
@@ -153,6 +164,16 @@ fn bad_dockerfiles_and_contexts_are_refused() {
             .contains("dockerfile parse error line 3: unknown instruction: FOO"),
         "{out}"
     );
+    // An option the instruction does not take is a parse error too, before any step runs.
+    let ctx = context(&d, &[("Dockerfile", "FROM busybox\nCOPY --bogus a /a\n")]);
+    let out = docker_build(&d, &ctx, &["-t", "x"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("dockerfile parse error line 2: Unknown flag: bogus"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("Step 1/"), "{out}");
     let ctx = context(&d, &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")]);
     let out = docker_build(&d, &ctx, &["-t", "x"]);
     assert_ne!(out.code, 0);

@@ -179,3 +179,40 @@ fn scratch_stage_holds_only_the_copied_file() {
     names.sort();
     assert_eq!(names, ["<none>", "busybox", "scr"], "{images}");
 }
+
+#[test]
+fn a_rebuild_under_the_same_tag_keeps_it_and_reports_the_tag() {
+    let d = daemon_with_busybox();
+    let ctx = context(&d, &[("Dockerfile", "FROM busybox\nENV A=1\n")]);
+    docker_build(&d, &ctx, &["-t", "same:1"]).ok();
+    let id = image_id(&d, "same:1");
+    let again = docker_build(&d, &ctx, &["-t", "same:1"]);
+    assert!(
+        again.ok().stdout.contains("Successfully tagged same:1\n"),
+        "{again}"
+    );
+    assert_eq!(image_id(&d, "same:1"), id);
+    // The unchanged tag is not rewritten, but each build still reports it, as Docker does.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .saturating_add(1)
+        .to_string();
+    let events = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=tag",
+        "--format",
+        "{{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    let want = format!("{id} same:1");
+    let lines = events.ok().lines();
+    assert_eq!(lines.iter().filter(|l| **l == want).count(), 2, "{events}");
+}

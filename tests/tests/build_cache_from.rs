@@ -56,3 +56,41 @@ fn cache_from_an_image_serves_the_steps() {
     out.ok();
     assert!(!out.stdout.contains("Using cache"), "{out}");
 }
+
+const STAGES: &str =
+    "FROM busybox AS build\nRUN echo x > /sum\nFROM busybox\nCOPY --from=build /sum /sum\nENV Y=1\n";
+
+#[test]
+fn copy_from_a_stage_is_recorded_as_docker_does_and_served_by_cache_from() {
+    let d = daemon_with_busybox();
+    let ctx = context(&d, &[("Dockerfile", STAGES)]);
+    docker_build(&d, &ctx, &["-t", "final:1"]).ok();
+    // History: `COPY file:<checksum> in /sum`, as Docker's classic builder records it.
+    let hist = d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "final:1",
+    ]);
+    let copy_line = hist
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.contains(" COPY "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        copy_line.starts_with("/bin/sh -c #(nop) COPY file:") && copy_line.ends_with(" in /sum "),
+        "{hist}"
+    );
+
+    // With the step cache gone, the build stage reruns (final:1 does not hold its steps),
+    // and the final stage's COPY --from and ENV come from final:1.
+    d.docker(&["builder", "prune", "-f"]).ok();
+    let out = docker_build(&d, &ctx, &["--cache-from", "final:1", "-t", "final:2"]);
+    out.ok();
+    assert_eq!(out.stdout.matches("Running in").count(), 1, "{out}");
+    assert_eq!(out.stdout.matches(" ---> Using cache").count(), 2, "{out}");
+    assert_eq!(id(&d, "final:2"), id(&d, "final:1"));
+}

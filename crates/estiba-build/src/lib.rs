@@ -8,12 +8,14 @@ pub mod context;
 pub mod copy;
 mod df;
 pub mod expand;
+pub mod fetch;
 pub mod layer;
 pub mod mounts;
 pub mod parser;
 mod plan;
 pub mod reproducible;
 mod stage;
+mod stage_chown;
 mod stage_health;
 mod stage_heredoc;
 mod stage_mounts;
@@ -153,8 +155,10 @@ impl Builder {
         context: &mut dyn Read,
         out: &mut dyn FnMut(Output),
     ) -> Result<String, BuildError> {
-        let ctx = self.temp_dir("context")?;
-        context::unpack(context, &ctx.0)?;
+        // Spools and temporary directories go under the root.
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| BuildError::Internal(format!("create {}: {e}", self.root.display())))?;
+        let ctx = context::Context::read(context, &self.root)?;
         let name = if opts.dockerfile.is_empty() {
             "Dockerfile"
         } else {
@@ -166,15 +170,11 @@ impl Builder {
                 "Cannot locate specified Dockerfile: {name}"
             )));
         }
-        let text = match std::fs::read(ctx.0.join(rel)) {
-            Ok(t) if t.len() <= parser::MAX_DOCKERFILE_BYTES => t,
-            Ok(_) => return Err(BuildError::Invalid("Dockerfile is too large".into())),
-            Err(_) => {
-                return Err(BuildError::Invalid(format!(
-                    "Cannot locate specified Dockerfile: {name}"
-                )))
-            }
-        };
+        let text = ctx
+            .read_file(rel, parser::MAX_DOCKERFILE_BYTES)?
+            .ok_or_else(|| {
+                BuildError::Invalid(format!("Cannot locate specified Dockerfile: {name}"))
+            })?;
         let text = String::from_utf8_lossy(&text);
         let dockerfile = parser::parse(&text)?;
         let plan = Plan::new(dockerfile, opts)?;
@@ -183,7 +183,7 @@ impl Builder {
                 .get(reproducible::SOURCE_DATE_EPOCH)
                 .and_then(|v| v.as_deref()),
         )?;
-        let mut run = stage::Run::new(self, opts, &plan, &ctx.0, out);
+        let mut run = stage::Run::new(self, opts, &plan, &ctx, out);
         run.epoch = epoch;
         run.cache_from = opts
             .cache_from
@@ -207,7 +207,9 @@ impl Builder {
         }
         for tag in &opts.tags {
             let (repo, t) = split_tag(tag);
-            self.images.tag(&id, repo, t)?;
+            if !self.images.tag_is_current(&id, repo, t)? {
+                self.images.tag(&id, repo, t)?;
+            }
             if !opts.quiet {
                 let shown = if t.is_none() {
                     format!("{tag}:latest")

@@ -34,6 +34,7 @@ impl Plan {
         let mut global_args = Vec::new();
         let mut stages: Vec<StageDef> = Vec::new();
         for ins in df.instructions {
+            check_flags(&ins)?;
             if ins.cmd == "FROM" {
                 let words: Vec<&str> = ins.rest.split_whitespace().collect();
                 let name = match words.as_slice() {
@@ -106,10 +107,12 @@ impl Plan {
         let mut needed = vec![false; stages.len()];
         mark(&stages, target, &mut needed);
         let needed: Vec<usize> = (0..stages.len()).filter(|&i| needed[i]).collect();
-        let total_steps = needed
-            .iter()
-            .map(|&i| 1 + stages[i].instructions.len())
-            .sum();
+        // Docker's classic builder counts (and prints) the ARGs before the first FROM as steps.
+        let total_steps = global_args.len()
+            + needed
+                .iter()
+                .map(|&i| 1 + stages[i].instructions.len())
+                .sum::<usize>();
         Ok(Plan {
             escape: df.escape,
             global_args,
@@ -192,6 +195,36 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The options each instruction takes (BuildKit's `COPY --chmod`/`--link` and `RUN --mount`
+/// too); any other is Docker's parse error, before any step runs.
+fn check_flags(ins: &Instruction) -> Result<(), crate::parser::ParseError> {
+    let allowed: &[&str] = match ins.cmd.as_str() {
+        "FROM" => &["platform"],
+        "RUN" => &["mount", "network"],
+        "COPY" => &["from", "chown", "chmod", "link"],
+        "ADD" => &["chown", "chmod", "link"],
+        "HEALTHCHECK" => &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+        _ => &[],
+    };
+    match ins
+        .flags
+        .iter()
+        .find(|(k, _)| !allowed.contains(&k.as_str()))
+    {
+        Some((k, _)) => Err(crate::parser::ParseError {
+            line: ins.line,
+            message: format!("Unknown flag: {k}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,12 +239,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_flags_are_parse_errors() {
+        let e = plan("FROM a\nCOPY --bogus x /x\n", "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "dockerfile parse error line 2: Unknown flag: bogus");
+        let e = plan("FROM --nope=1 a\n", "").unwrap_err().to_string();
+        assert_eq!(e, "dockerfile parse error line 1: Unknown flag: nope");
+        let ok = "FROM --platform=linux/amd64 a\nCOPY --from=a --chown=1 --chmod=600 --link x /x\nRUN --mount=type=tmpfs,target=/t --network=none true\n";
+        assert!(plan(ok, "").is_ok());
+    }
+
+    #[test]
     fn only_needed_stages() {
         let text =
             "ARG V=1\nFROM a AS one\nRUN x\nFROM b AS two\nRUN y\nFROM c\nCOPY --from=one /x /x\n";
         let p = plan(text, "").unwrap();
         assert_eq!(p.needed, vec![0, 2]);
-        assert_eq!(p.total_steps, 4);
+        assert_eq!(p.total_steps, 5);
         assert_eq!(p.global_args.len(), 1);
         assert_eq!(plan(text, "two").unwrap().needed, vec![1]);
         let p = plan("FROM a AS base\nFROM base\nRUN z\n", "").unwrap();

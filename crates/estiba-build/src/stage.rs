@@ -5,17 +5,18 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Seek, Write};
-use std::path::Path;
 
 use estiba_container::BuildRun;
 use estiba_image::service::CommitRequest;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::copy::{self, CopySpec};
+use crate::context::Context;
+use crate::copy::{self, CopySpec, Tree};
 use crate::expand;
 use crate::parser::Instruction;
 use crate::plan::Plan;
+use crate::stage_chown::{id_in, parse_chown};
 use crate::stage_mounts::StepMount;
 use crate::{short_id, BuildError, BuildOptions, Builder, Output};
 
@@ -45,10 +46,14 @@ enum Layer<'p> {
     /// A ready layer tar (WORKDIR's directory).
     Tar(Vec<u8>),
     Run(BuildRun, Vec<StepMount>),
-    Copy(&'p Path, CopySpec),
-    /// COPY --from: the image's root filesystem is mounted only when the step runs.
-    CopyFrom(String, CopySpec),
+    Copy(&'p dyn Tree, CopySpec),
+    /// COPY --from: the image's root filesystem is mounted only when the step runs; the
+    /// history then records `<cmd> <checksum> in <dest>` from the last field (`cmd`, `dest`).
+    CopyFrom(String, CopySpec, (String, String)),
 }
+
+/// A step's layer tar, its RUN container, and its history text if not the key's.
+type LayerFile = (std::fs::File, Option<String>, Option<String>);
 
 /// One stage's state between instructions.
 pub(crate) struct State {
@@ -67,7 +72,7 @@ pub(crate) struct Run<'a> {
     pub(crate) b: &'a Builder,
     pub(crate) opts: &'a BuildOptions,
     pub(crate) plan: &'a Plan,
-    pub(crate) ctx: &'a Path,
+    pub(crate) ctx: &'a Context,
     pub(crate) out: RefCell<&'a mut dyn FnMut(Output)>,
     pub(crate) step: usize,
     pub(crate) results: Vec<Option<String>>,
@@ -84,7 +89,7 @@ impl<'a> Run<'a> {
         b: &'a Builder,
         opts: &'a BuildOptions,
         plan: &'a Plan,
-        ctx: &'a Path,
+        ctx: &'a Context,
         out: &'a mut dyn FnMut(Output),
     ) -> Run<'a> {
         Run {
@@ -111,6 +116,7 @@ impl<'a> Run<'a> {
     /// Builds every needed stage; returns the target's image ID.
     pub(crate) fn all(&mut self) -> Result<String, BuildError> {
         for ins in &self.plan.global_args {
+            self.begin_step(ins);
             let lookup = |n: &str| self.global.get(n).cloned().flatten();
             let words = expand::words(&ins.rest, &lookup, self.plan.escape)
                 .map_err(|e| BuildError::Step(e.to_string()))?;
@@ -311,8 +317,9 @@ impl<'a> Run<'a> {
             }
             "HEALTHCHECK" => {
                 let hc = crate::stage_health::healthcheck(ins, &st.shell)?;
+                let shown = crate::stage_health::history(&hc);
                 set(&mut st.config, "Healthcheck", hc);
-                self.commit(st, nop(format!(" HEALTHCHECK {}", ins.rest)), Layer::None)
+                self.commit(st, nop(format!(" HEALTHCHECK {shown}")), Layer::None)
             }
             "RUN" => self.run(stage, st, ins),
             "COPY" | "ADD" => self.copy(stage, st, ins),
@@ -371,6 +378,9 @@ impl<'a> Run<'a> {
             _ => {
                 st.shell = argv.clone();
                 set(&mut st.config, "Shell", json!(argv));
+                // Go's %v of the list, as Docker records SHELL.
+                let by = nop(format!(" SHELL [{}]", argv.join(" ")));
+                return self.commit(st, by, Layer::None);
             }
         }
         self.commit(st, nop(format!(" {} {shown}", ins.cmd)), Layer::None)
@@ -390,19 +400,25 @@ impl<'a> Run<'a> {
         let map = obj_entry(&mut st.config, key);
         let mut shown = Vec::new();
         for item in items {
+            shown.push(item.clone());
             let item = if key == "ExposedPorts" && !item.contains('/') {
                 format!("{item}/tcp")
             } else {
                 item
             };
-            map.insert(item.clone(), json!({}));
-            shown.push(item);
+            map.insert(item, json!({}));
         }
-        self.commit(
-            st,
-            nop(format!(" {} {}", ins.cmd, shown.join(" "))),
-            Layer::None,
-        )
+        // Docker records EXPOSE's ports as written, sorted.
+        if key == "ExposedPorts" {
+            shown.sort();
+        }
+        // Docker records VOLUME as Go's %v of the list.
+        let by = if key == "Volumes" {
+            nop(format!(" VOLUME [{}]", shown.join(" ")))
+        } else {
+            nop(format!(" {} {}", ins.cmd, shown.join(" ")))
+        };
+        self.commit(st, by, Layer::None)
     }
 
     /// `k=v` pairs (ENV, LABEL), or ENV's legacy `k v...` form.
@@ -539,15 +555,16 @@ impl<'a> Run<'a> {
                 ins.cmd
             )));
         }
-        if ins.cmd == "ADD" && words.iter().any(|w| w.contains("://")) {
+        let srcs = &words[..words.len() - 1];
+        if ins.cmd == "COPY" && srcs.iter().any(|w| crate::fetch::is_url(w)) {
             return Err(BuildError::Step(
-                "ADD from a URL is not supported by this builder yet".into(),
+                "COPY failed: source can't be a URL for COPY".into(),
             ));
         }
         let (dest, sources) = words
             .split_last()
             .ok_or_else(|| BuildError::Internal("no words".into()))?;
-        let (sources, _heredocs) = self.heredoc_sources(st, ins, sources)?;
+        let (sources, heredocs) = self.extra_sources(st, ins, sources)?;
         let cur = st.config["WorkingDir"].as_str().unwrap_or("").to_string();
         let mut abs = if dest.starts_with('/') {
             dest.clone()
@@ -592,12 +609,27 @@ impl<'a> Run<'a> {
             chmod,
             from_context: ins.flag("from").is_none(),
             extract_archives: ins.cmd == "ADD",
+            // Downloads and heredoc bodies are copied as they are, never extracted.
+            no_extract_under: heredocs.as_ref().map(|(dir, _)| dir.clone()),
         };
         match ins.flag("from") {
             None => {
-                let sum = copy::checksum(self.ctx, &spec)?;
-                let created_by = format!("/bin/sh -c #(nop) {} multi:{sum} in {abs} ", ins.cmd);
-                self.commit(st, created_by, Layer::Copy(self.ctx, spec))
+                let overlay;
+                let tree: &dyn Tree = match &heredocs {
+                    Some((dir, extra)) => {
+                        overlay = copy::Overlay {
+                            base: self.ctx,
+                            extra,
+                            dir,
+                        };
+                        &overlay
+                    }
+                    None => self.ctx,
+                };
+                let sum = copy::checksum(tree, &spec)?;
+                // The destination as written, as Docker records it.
+                let created_by = format!("{NOP} {} {sum} in {dest} ", ins.cmd);
+                self.commit(st, created_by, Layer::Copy(tree, spec))
             }
             Some(from) => {
                 let from = self.expand_word(st, from)?;
@@ -605,12 +637,22 @@ impl<'a> Run<'a> {
                 // An image's content is fixed by its ID: the key needs no checksum, and a
                 // hit needs no mount.
                 let created_by = format!(
-                    "/bin/sh -c #(nop) {} --from={image} {:?} {:?} {:?} in {abs} ",
+                    "{NOP} {} --from={image} {:?} {:?} {:?} in {abs} ",
                     ins.cmd, spec.sources, spec.chown, spec.chmod
                 );
-                self.commit(st, created_by, Layer::CopyFrom(image, spec))
+                let shown = (ins.cmd.clone(), dest.clone());
+                self.commit(st, created_by, Layer::CopyFrom(image, spec, shown))
             }
         }
+    }
+
+    /// The checksum of what a COPY --from takes from `image` (mounted for it).
+    fn copy_from_checksum(&self, image: &str, spec: &CopySpec) -> Result<String, BuildError> {
+        let mnt = self.b.temp_dir("from")?;
+        let key = format!("build-{:016x}", rand::random::<u64>());
+        self.b.images.with_rootfs(image, &key, &mnt.0, |root| {
+            copy::checksum(&copy::FsTree(root), spec)
+        })?
     }
 
     /// The image a `--from` names: an earlier stage's result, else an image.
@@ -632,6 +674,14 @@ impl<'a> Run<'a> {
         self.commit_keyed(st, created_by, "", layer)
     }
 
+    /// `created_by` with the `#(nop)` marker after the stage's SHELL, as Docker records it.
+    fn with_shell(st: &State, created_by: String) -> String {
+        match created_by.strip_prefix(NOP) {
+            Some(rest) => format!("{} #(nop){rest}", st.shell.join(" ")),
+            None => created_by,
+        }
+    }
+
     /// Looks the step up in the cache (its key: the parent, the instruction, the config, and
     /// `extra`), else makes its layer and image.
     fn commit_keyed(
@@ -641,6 +691,7 @@ impl<'a> Run<'a> {
         extra: &str,
         layer: Layer<'_>,
     ) -> Result<(), BuildError> {
+        let created_by = Self::with_shell(st, created_by);
         let mut h = Sha256::new();
         for part in [
             st.image_id.as_str(),
@@ -660,10 +711,21 @@ impl<'a> Run<'a> {
             let hit = match self.b.images.build_cache_get(&key)? {
                 Some(id) => Some(id),
                 None => {
+                    // --cache-from images record COPY --from as Docker does (with the
+                    // checksum): worked out, with a mount, only when there are any.
+                    let shown = match &layer {
+                        Layer::CopyFrom(image, spec, (cmd, dest))
+                            if !self.cache_from.is_empty() =>
+                        {
+                            let sum = self.copy_from_checksum(image, spec)?;
+                            Self::with_shell(st, format!("{NOP} {cmd} {sum} in {dest} "))
+                        }
+                        _ => created_by.clone(),
+                    };
                     let from = self.b.images.cache_from_match(
                         &st.image_id,
                         &self.cache_from,
-                        &created_by,
+                        &shown,
                         &st.config,
                     )?;
                     // Remembered, so that the next build hits without --cache-from (a
@@ -680,7 +742,12 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
         }
-        let (mut spool, container) = self.layer_file(layer)?;
+        let (mut spool, container, shown) = self.layer_file(layer)?;
+        // What history shows, when it is not the key's text (COPY --from: Docker's form).
+        let created_by = match shown {
+            Some(text) => Self::with_shell(st, format!("{NOP} {text}")),
+            None => created_by,
+        };
         let req = CommitRequest {
             base_image_id: st.image_id.clone(),
             config: st.config.clone(),
@@ -706,23 +773,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The step's layer tar in a spool file (rewound), and the RUN container's ID.
-    fn layer_file(&self, layer: Layer<'_>) -> Result<(std::fs::File, Option<String>), BuildError> {
+    /// The step's layer tar in a spool file (rewound), the RUN container's ID, and the
+    /// history text when it differs from the cache key's (after `#(nop) `).
+    fn layer_file(&self, layer: Layer<'_>) -> Result<LayerFile, BuildError> {
         let mut spool = tempfile::tempfile_in(&self.b.root)
             .map_err(|e| BuildError::Internal(format!("layer spool: {e}")))?;
         let io = |e: std::io::Error| BuildError::Internal(format!("layer spool: {e}"));
         let mut container = None;
+        let mut shown = None;
         let mut hide = Vec::new();
         match layer {
             Layer::None => spool.write_all(&[0u8; 1024]).map_err(io)?,
             Layer::Tar(t) => spool.write_all(&t).map_err(io)?,
             Layer::Copy(root, spec) => copy::write_layer(root, &spec, &mut spool)?,
-            Layer::CopyFrom(image, spec) => {
+            Layer::CopyFrom(image, spec, (cmd, dest)) => {
                 let mnt = self.b.temp_dir("from")?;
                 let key = format!("build-{:016x}", rand::random::<u64>());
-                self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
-                    copy::write_layer(root, &spec, &mut spool)
-                })??
+                let sum = self.b.images.with_rootfs(&image, &key, &mnt.0, |root| {
+                    let tree = copy::FsTree(root);
+                    copy::write_layer(&tree, &spec, &mut spool)?;
+                    copy::checksum(&tree, &spec)
+                })??;
+                shown = Some(format!("{cmd} {sum} in {dest} "));
             }
             Layer::Run(run, mounts) => {
                 let images: Vec<String> =
@@ -750,7 +822,7 @@ impl<'a> Run<'a> {
             edited.rewind().map_err(io)?;
             spool = edited;
         }
-        Ok((spool, container))
+        Ok((spool, container, shown))
     }
 
     /// Runs a RUN step's container and writes its diff to `spool`; returns the container ID.
@@ -822,8 +894,11 @@ impl Write for StreamWriter<'_, '_> {
 
 /// A metadata instruction's history entry, as Docker's classic builder writes it.
 fn nop(s: String) -> String {
-    format!("/bin/sh -c #(nop) {s}")
+    format!("{NOP} {s}")
 }
+
+/// The marker of a step that ran no command (rewritten with the stage's SHELL on commit).
+const NOP: &str = "/bin/sh -c #(nop)";
 
 fn env_list(config: &Value) -> Vec<String> {
     config
@@ -877,69 +952,12 @@ fn dir_layer(path: &str) -> Result<Vec<u8>, BuildError> {
     tar.into_inner().map_err(io)
 }
 
-/// `--chown=user[:group]` in numbers, names looked up with `lookup(file, name)` in the
-/// image's `/etc/passwd` and `/etc/group` (a lone user is also the group, as Docker does).
-fn parse_chown(
-    s: &str,
-    lookup: &mut dyn FnMut(&str, &str) -> Option<u64>,
-) -> Result<(u64, u64), BuildError> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let (u, g) = match parts.as_slice() {
-        [u] => (*u, *u),
-        [u, g] => (*u, *g),
-        _ => {
-            return Err(BuildError::Step(format!(
-                "invalid chown string format: {s}"
-            )))
-        }
-    };
-    let fail = |what: &str, kind: &str, name: &str| {
-        BuildError::Step(format!(
-            "unable to convert uid/gid chown string to host mapping: can't find {what} for {kind} {name}: no such {kind}: {name}"
-        ))
-    };
-    let uid = match u.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| fail("uid", "user", u))?,
-    };
-    let gid = match g.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => lookup("/etc/group", g).ok_or_else(|| fail("gid", "group", g))?,
-    };
-    Ok((uid, gid))
-}
-
-/// The ID (third field) of `name` in a passwd or group file.
-fn id_in(file: &str, name: &str) -> Option<u64> {
-    file.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[0] == name)
-        .and_then(|f| f[2].parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn helpers() {
-        let passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-        let group = "root:x:0:\nstaff:x:50:\napp:x:1001:\n";
-        let mut lookup =
-            |f: &str, n: &str| id_in(if f == "/etc/passwd" { passwd } else { group }, n);
-        assert_eq!(parse_chown("1:2", &mut lookup).unwrap(), (1, 2));
-        assert_eq!(parse_chown("7", &mut lookup).unwrap(), (7, 7));
-        assert_eq!(parse_chown("app", &mut lookup).unwrap(), (1000, 1001));
-        assert_eq!(parse_chown("app:staff", &mut lookup).unwrap(), (1000, 50));
-        assert_eq!(parse_chown("5:staff", &mut lookup).unwrap(), (5, 50));
-        let e = parse_chown("nobody:1", &mut lookup)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("can't find uid for user nobody: no such user: nobody"),
-            "{e}"
-        );
-        assert!(parse_chown("a:b:c", &mut lookup).is_err());
         let mut c = json!({});
         obj_entry(&mut c, "Labels").insert("a".into(), json!("b"));
         assert_eq!(c["Labels"]["a"], "b");

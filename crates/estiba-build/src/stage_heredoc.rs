@@ -4,13 +4,12 @@
 //! shell, which reads them itself. `COPY <<EOF /dest` copies the content as a file named after
 //! the delimiter, variables expanded unless the delimiter was quoted.
 
-use std::os::unix::fs::PermissionsExt;
-
+use crate::context::{Context, ExtraFile};
 use crate::mounts::{Kind, RunMount};
 use crate::parser::Instruction;
 use crate::stage::{Run, State};
 use crate::stage_mounts::StepMount;
-use crate::{BuildError, TempDir};
+use crate::BuildError;
 
 /// Where a `#!` heredoc script is bound in the RUN container (a tmpfs: no trace in the layer).
 const SCRIPT_DIR: &str = "/dev/pipes";
@@ -63,25 +62,42 @@ fn script_mount(target: &str, content: &[u8]) -> RunMount {
     }
 }
 
+/// Heredoc bodies and downloads as an extra context, and the top directory they are under.
+pub(crate) type HeredocFiles = Option<(String, Context)>;
+
 impl Run<'_> {
-    /// COPY/ADD sources with heredoc markers replaced by files written into the context under
-    /// a private directory (removed when the returned guard drops).
-    pub(crate) fn heredoc_sources(
+    /// COPY/ADD sources with heredoc markers and (ADD's) URLs replaced by files of a small
+    /// extra context, all under one private top directory (returned with it). A download is
+    /// named after the URL's last path element, mode 0600, its mtime from `Last-Modified`.
+    pub(crate) fn extra_sources(
         &self,
         st: &State,
         ins: &Instruction,
         sources: &[String],
-    ) -> Result<(Vec<String>, Option<TempDir>), BuildError> {
-        if ins.heredocs.is_empty() {
+    ) -> Result<(Vec<String>, HeredocFiles), BuildError> {
+        let urls = ins.cmd == "ADD" && sources.iter().any(|s| crate::fetch::is_url(s));
+        if ins.heredocs.is_empty() && !urls {
             return Ok((sources.to_vec(), None));
         }
-        let rel = format!(".estiba-heredoc-{:016x}", rand::random::<u64>());
-        let dir = TempDir(self.ctx.join(&rel));
-        let err = |e: std::io::Error| BuildError::Internal(format!("heredoc: {e}"));
-        std::fs::create_dir(&dir.0).map_err(err)?;
+        let rel = format!(".estiba-sources-{:016x}", rand::random::<u64>());
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let mut files = Vec::new();
         let mut out = Vec::new();
         let mut pending = ins.heredocs.iter().peekable();
         for src in sources {
+            if urls && crate::fetch::is_url(src) {
+                let name = crate::fetch::file_name(src)?;
+                let download = crate::fetch::get(src)?;
+                let mtime = download.mtime;
+                out.push(format!("{rel}/{name}"));
+                files.push(ExtraFile {
+                    name,
+                    content: Box::new(download),
+                    mode: 0o600,
+                    mtime,
+                });
+                continue;
+            }
             let marker = match pending.peek() {
                 Some(h) => self.expand_word(st, &h.marker)?,
                 None => String::new(),
@@ -95,12 +111,16 @@ impl Run<'_> {
             } else {
                 h.body.clone()
             };
-            let file = dir.0.join(&h.name);
-            std::fs::write(&file, content).map_err(err)?;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).map_err(err)?;
             out.push(format!("{rel}/{}", h.name));
+            files.push(ExtraFile {
+                name: h.name.clone(),
+                content: Box::new(std::io::Cursor::new(content.into_bytes())),
+                mode: 0o644,
+                mtime: now,
+            });
         }
-        Ok((out, Some(dir)))
+        let extra = Context::of_files(&rel, &self.b.root, files)?;
+        Ok((out, Some((rel, extra))))
     }
 }
 

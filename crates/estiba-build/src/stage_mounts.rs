@@ -155,7 +155,6 @@ impl Run<'_> {
             },
         };
         let mut next_root = roots.iter();
-        let ctx = self.ctx.to_path_buf();
         for sm in list {
             let m = &sm.m;
             let value = match m.kind {
@@ -189,10 +188,12 @@ impl Run<'_> {
                     let root = match &sm.from_image {
                         Some(_) => next_root
                             .next()
-                            .ok_or_else(|| BuildError::Internal("image not mounted".into()))?,
-                        None => &ctx,
+                            .ok_or_else(|| BuildError::Internal("image not mounted".into()))?
+                            .clone(),
+                        // Only a step that runs needs the context on disk.
+                        None => self.ctx.materialise(|| self.b.temp_dir("context"))?,
                     };
-                    let src = estiba_volume::resolve_in_root(root, &m.source)
+                    let src = estiba_volume::resolve_in_root(&root, &m.source)
                         .map_err(|e| BuildError::Step(format!("bind source {}: {e}", m.source)))?;
                     if std::fs::symlink_metadata(&src).is_err() {
                         return Err(BuildError::Step(format!(
@@ -271,6 +272,7 @@ fn context_spec(source: &str) -> CopySpec {
         chmod: None,
         from_context: true,
         extract_archives: false,
+        no_extract_under: None,
     }
 }
 

@@ -126,6 +126,53 @@ fn line(v: &serde_json::Value) -> Bytes {
 /// Most context bytes read and dropped after a build failed before reading them all.
 const MAX_DRAIN_BYTES: u64 = 1 << 30;
 
+/// Body chunks read ahead of the builder.
+const READ_AHEAD_CHUNKS: usize = 16;
+
+/// The request body as a blocking reader, read ahead by a task: the socket keeps being read
+/// while the builder hashes what came before (a reader that polls the body itself leaves
+/// the socket idle in between, and pays a thread wake-up per chunk). The task stops when the
+/// reader is dropped.
+struct ReadAhead {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl ReadAhead {
+    fn new(body: Body) -> ReadAhead {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+        tokio::spawn(async move {
+            let mut frames = body.into_data_stream();
+            while let Some(item) = frames.next().await {
+                let item = item.map_err(std::io::Error::other);
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ReadAhead {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.cur = chunk?,
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
 /// `POST /build`.
 async fn build(
     State(state): State<SharedState>,
@@ -142,7 +189,7 @@ async fn build(
     };
     let (tx, rx) = stream::channel();
     let builder = Arc::clone(&state.builder);
-    let reader = stream::body_reader(body);
+    let reader = ReadAhead::new(body);
     tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         let mut sent = false;

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use estiba_store::{ImageRecord, Reader, Table};
+use estiba_store::{tables, ImageRecord, Reader, Table, TagRecord};
 
 use super::{internal, now_nano, resolve, ImageError, ImageService};
 use crate::digest::Digest;
+use crate::reference::Reference;
 
 /// The `build_cache` table: cache key (a SHA-256 of parent, instruction and inputs) -> image ID.
 const BUILD_CACHE: Table = Table::new("build_cache");
@@ -27,6 +28,40 @@ impl ImageService {
         let config = serde_json::from_slice(&raw)
             .map_err(|e| internal(format!("image config {}: {e}", record.id)))?;
         Ok((record.id, config))
+    }
+
+    /// Publishes the `tag` event and returns true when `repo[:tag]` already names the image
+    /// `id`: a rebuild that gives the same image re-tags it without a write transaction (and
+    /// its fsync); `LastTagTime` keeps the first tagging's time. False means: tag it with
+    /// [`ImageService::tag`] (which also reports a bad reference).
+    pub fn tag_is_current(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<bool, ImageError> {
+        let Ok(named) = Reference::parse_normalized(repo) else {
+            return Ok(false);
+        };
+        let target = match tag.filter(|t| !t.is_empty()) {
+            Some(t) => match named.with_tag(t) {
+                Ok(r) => r,
+                Err(_) => return Ok(false),
+            },
+            None => named.with_default_tag(),
+        };
+        if target.digest().is_some() || target.familiar_name() == "sha256" {
+            return Ok(false);
+        }
+        let read = self.store.read().map_err(internal)?;
+        let current: Option<TagRecord> = read
+            .get(tables::TAGS, &target.to_string())
+            .map_err(internal)?;
+        if current.is_none_or(|t| t.image_id != id) {
+            return Ok(false);
+        }
+        self.publish("tag", id, &target.familiar_string());
+        Ok(true)
     }
 
     /// The image a cache key maps to, if that image still exists.
