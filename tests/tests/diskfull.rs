@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use estiba_e2e::{disk, testimg, wait_until, Daemon};
+use estiba_e2e::{build, disk, testimg, wait_until, Daemon};
 
 /// A tmpfs of `mib` MiB on a temp dir, unmounted when dropped (after the daemon, which must be
 /// declared after it).
@@ -282,4 +282,33 @@ fn a_running_container_keeps_running_and_logging_across_a_full_disk() {
     let code = d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "talker"]);
     assert_eq!(code.ok().stdout, "137\n");
     d.docker(&["rm", "talker"]).ok();
+}
+
+#[test]
+fn a_build_that_does_not_fit_fails_and_keeps_nothing() {
+    let disk = SmallDisk::new(32);
+    let d = daemon_on(&disk);
+    let ctx = build::context(
+        &d,
+        &[("Dockerfile", "FROM busybox\nCOPY big /big\nRUN true\n")],
+    );
+    let mut noise = vec![0u8; 40 << 20];
+    testimg::recipes::SplitMix64::new(7).fill(&mut noise);
+    std::fs::write(ctx.join("big"), &noise).unwrap_or_else(|e| panic!("context file: {e}"));
+    drop(noise);
+    let free_before = disk.free();
+
+    let out = build::docker_build(&d, &ctx, &["-t", "toobig"]);
+    assert_ne!(out.code, 0, "a 40 MB COPY built on a 32 MB disk: {out}");
+    assert!(
+        says_no_space(&format!("{}{}", out.stdout, out.stderr)),
+        "the error does not say why: {out}"
+    );
+    assert_eq!(d.image_tags(), vec!["busybox:latest".to_owned()]);
+    assert_space_back(&disk, free_before, "failed build");
+
+    std::fs::write(ctx.join("big"), "small now\n").unwrap_or_else(|e| panic!("{e}"));
+    build::docker_build(&d, &ctx, &["-t", "fits"]).ok();
+    let out = d.docker(&["run", "--rm", "--network", "none", "fits", "cat", "/big"]);
+    assert_eq!(out.ok().stdout, "small now\n");
 }
