@@ -120,3 +120,45 @@ fn bad_bool_options_give_dockers_error_and_create_nothing() {
     let names = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!names.ok().lines().contains(&"bad"));
 }
+
+/// `docker network prune`: unused user networks go, networks in use and the predefined ones
+/// stay, and `until` keeps the networks created after the cut-off.
+#[test]
+fn network_prune_honours_labels_until_and_use() {
+    let d = Daemon::start();
+    for (name, label) in [("keepme", "k=v"), ("old1", "x=y"), ("old2", "x=y")] {
+        d.docker(&["network", "create", "--label", label, name])
+            .ok();
+    }
+    // Created just now: a one-hour `until` keeps them all.
+    let out = d.docker(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(out.ok().stdout, "", "{out}");
+    let out = d.docker(&[
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        "label=x=y",
+        "--filter",
+        "until=0s",
+    ]);
+    let mut removed = out
+        .ok()
+        .lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>();
+    removed.sort();
+    assert_eq!(removed, ["Deleted Networks:", "old1", "old2"], "{out}");
+    let out = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    let mut left = out
+        .ok()
+        .lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>();
+    left.sort();
+    assert_eq!(left, ["bridge", "host", "keepme", "none"]);
+    let out = d.docker(&["network", "prune", "-f", "--filter", "until=soon"]);
+    assert_ne!(out.code, 0, "{out}");
+}

@@ -197,7 +197,23 @@ async fn remove(
 async fn prune(State(state): State<SharedState>, params: Params) -> Result<Json<Value>, ApiError> {
     let filters = Filters::parse(params.get("filters").unwrap_or(""))?;
     filters.only(&["label", "label!", "until"])?;
-    let removed = net(&state, move |s| Ok(s.prune(|n| f_label(&filters, n))?)).await?;
+    let until = match filters.get("until").first() {
+        Some(u) => Some(super::events::parse_time(u).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    // Networks created after `until` stay (moby's prune).
+    let old_enough = move |n: &NetworkRecord| {
+        until.is_none_or(|u| {
+            chrono::DateTime::parse_from_rfc3339(&n.created)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .is_some_and(|created| created <= u)
+        })
+    };
+    let removed = net(&state, move |s| {
+        Ok(s.prune(|n| f_label(&filters, n) && old_enough(n))?)
+    })
+    .await?;
     Ok(Json(json!({ "NetworksDeleted": removed })))
 }
 
