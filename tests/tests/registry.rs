@@ -117,8 +117,13 @@ fn cli_name(cli: Cli) -> &'static str {
 
 /// Loads `img`, tags it into the registry, pushes, removes it locally, pulls it back.
 fn round_trip(cli: Cli, img: TestImage) {
+    round_trip_with(cli, img, &[]);
+}
+
+/// [`round_trip`] through a daemon started with `daemon_args`.
+fn round_trip_with(cli: Cli, img: TestImage, daemon_args: &[&str]) {
     let reg = Registry::start();
-    let d = Daemon::start();
+    let d = Daemon::start_with(daemon_args);
     let src = img.repo_tags[0].clone();
     let id = img.id();
     let layers = img.layers.len();
@@ -190,6 +195,13 @@ fn docker_round_trip_multi_layer() {
 #[test]
 fn estiba_round_trip_multi_layer() {
     round_trip(Cli::Estiba, layered());
+}
+
+/// Layers upload concurrently (max-concurrent-uploads, 5 by default, as above); one at a
+/// time gives the same image.
+#[test]
+fn round_trip_with_one_upload_at_a_time() {
+    round_trip_with(Cli::Docker, layered(), &["--max-concurrent-uploads", "1"]);
 }
 
 /// Pushes `img` as `<reg>/<repo>:1`, returns the pushed manifest digest.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use hyper::{Method, StatusCode};
 
 use estiba_image::config::{
@@ -69,10 +70,19 @@ impl RegistryService {
                 .await;
         }
         let registry = r.domain().to_string();
-        let mut pushed = Vec::with_capacity(source.layers.len());
-        for l in source.layers.iter().rev() {
-            pushed.push(self.push_layer(&mut s, r, l, &progress).await?);
-        }
+        // Up to max-concurrent-uploads layers at once (Docker's default 5), each with its own
+        // copy of the session (auth is settled by the probe above); results keep layer order.
+        let limit = self.config.max_concurrent_uploads.clamp(1, 32);
+        let session = s.clone();
+        let mut pushed: Vec<LayerBlob> = stream::iter(source.layers.iter().rev().cloned())
+            .map(|l| {
+                let mut s = session.clone();
+                let progress = &progress;
+                async move { self.push_layer(&mut s, r, &l, progress).await }
+            })
+            .buffered(limit)
+            .try_collect()
+            .await?;
         pushed.reverse();
         let config_path = self.images.content().path(&source.image_id);
         let config = BlobFile {
