@@ -197,6 +197,41 @@ fn estiba_round_trip_multi_layer() {
     round_trip(Cli::Estiba, layered());
 }
 
+/// On a terminal `estiba pull` draws its own live lines (indicatif): one per layer, redrawn in
+/// place, ending on each layer's last status; without one it prints docker's plain lines.
+#[test]
+fn estiba_pull_draws_live_progress_on_a_terminal() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let img = layered();
+    let target = format!("{}/team/live:1", reg.host());
+    d.load(&[&img]);
+    d.docker(&["tag", &img.repo_tags[0], &target]).ok();
+    d.docker(&["push", &target]).ok();
+    d.docker(&["rmi", &target, &img.repo_tags[0]]).ok();
+
+    let estiba = estiba_e2e::binary("estiba");
+    let shell = format!("{} -H {} pull {target}", estiba.display(), d.host());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &shell, "/dev/null"])
+        .env("DOCKER_CONFIG", d.dir().join("docker-config"));
+    let out = estiba_e2e::run_command(cmd, None);
+    out.ok();
+    assert!(out.stdout.contains("\u{1b}["), "no live redraw: {out}");
+    let complete = out.stdout.matches(": Pull complete").count();
+    assert!(complete >= img.layers.len(), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("Status: Downloaded newer image for {target}")),
+        "{out}"
+    );
+
+    d.docker(&["rmi", &target]).ok();
+    let plain = d.estiba(&["pull", &target]);
+    plain.ok();
+    assert!(!plain.stdout.contains('\u{1b}'), "{plain}");
+}
+
 /// Layers upload concurrently (max-concurrent-uploads, 5 by default, as above); one at a
 /// time gives the same image.
 #[test]

@@ -6,6 +6,7 @@ pub(crate) mod events;
 pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod network;
+pub(crate) mod progress;
 pub(crate) mod registry;
 pub(crate) mod system;
 pub(crate) mod transfer;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::client::{empty_body, path_escape, query, Client};
-use crate::cmd::transfer::display_json_messages;
+use crate::cmd::transfer::display_transfer;
 use crate::output::out;
 
 /// config.json files larger than this are refused.
@@ -115,7 +115,7 @@ pub(crate) async fn pull(client: &mut Client, a: PullArgs) -> anyhow::Result<()>
             None,
         )
         .await?;
-    display_json_messages(resp.into_body()).await?;
+    display_transfer(resp.into_body()).await?;
     if !a.quiet {
         out(&format!("{}\n", full_name(&a.image)))?;
     }
@@ -151,7 +151,7 @@ pub(crate) async fn push(client: &mut Client, a: PushArgs) -> anyhow::Result<()>
             None,
         )
         .await?;
-    display_json_messages(resp.into_body()).await
+    display_transfer(resp.into_body()).await
 }
 
 pub(crate) async fn login(client: &mut Client, a: LoginArgs) -> anyhow::Result<()> {

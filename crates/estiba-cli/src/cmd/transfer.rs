@@ -25,7 +25,25 @@ pub(crate) fn reader_body<R: tokio::io::AsyncRead + Send + 'static>(reader: R) -
 
 /// Prints a docker JSON-message stream ({"stream":..}, {"status":..}, {"error":..}) as docker's
 /// `jsonmessage.DisplayJSONMessagesStream` does without a terminal; an error message ends it.
-pub(crate) async fn display_json_messages(mut body: Incoming) -> anyhow::Result<()> {
+pub(crate) async fn display_json_messages(body: Incoming) -> anyhow::Result<()> {
+    display_messages(body, None).await
+}
+
+/// [`display_json_messages`], with a pull's or push's layers shown live on a terminal.
+pub(crate) async fn display_transfer(body: Incoming) -> anyhow::Result<()> {
+    if !stdout_is_terminal() {
+        return display_messages(body, None).await;
+    }
+    let mut live = super::progress::LiveProgress::stdout();
+    let result = display_messages(body, Some(&mut live)).await;
+    live.finish();
+    result
+}
+
+async fn display_messages(
+    mut body: Incoming,
+    mut live: Option<&mut super::progress::LiveProgress>,
+) -> anyhow::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.context("reading the daemon's response")?;
@@ -33,7 +51,7 @@ pub(crate) async fn display_json_messages(mut body: Incoming) -> anyhow::Result<
             continue;
         };
         pending.extend_from_slice(&data);
-        let consumed = print_complete_messages(&pending)?;
+        let consumed = print_complete_messages(&pending, live.as_deref_mut())?;
         pending.drain(..consumed);
         if pending.len() > MAX_MESSAGE_BYTES {
             bail!("a message from the daemon is larger than {MAX_MESSAGE_BYTES} bytes");
@@ -45,8 +63,12 @@ pub(crate) async fn display_json_messages(mut body: Incoming) -> anyhow::Result<
     Ok(())
 }
 
-/// Prints every complete message in `buf`; returns how many bytes were used.
-fn print_complete_messages(buf: &[u8]) -> anyhow::Result<usize> {
+/// Prints every complete message in `buf` (as lines, or on the live display); returns how
+/// many bytes were used.
+fn print_complete_messages(
+    buf: &[u8],
+    mut live: Option<&mut super::progress::LiveProgress>,
+) -> anyhow::Result<usize> {
     let mut stream = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
     let mut consumed = 0;
     let mut text = String::new();
@@ -58,7 +80,10 @@ fn print_complete_messages(buf: &[u8]) -> anyhow::Result<usize> {
                     out(&text)?;
                     bail!("{err}");
                 }
-                text.push_str(&message_text(&msg));
+                match live.as_deref_mut() {
+                    Some(live) => live.show(&msg),
+                    None => text.push_str(&message_text(&msg)),
+                }
             }
             Some(Err(e)) if e.is_eof() => break,
             Some(Err(e)) => bail!("decoding the daemon's progress stream: {e}"),
