@@ -15,6 +15,7 @@ apt_packages=(
   hyperfine        # bench/
   docker-registry  # registry e2e tests: a real distribution registry on 127.0.0.1
   apache2-utils    # htpasswd -B for the registry auth tests
+  openssl          # a test CA and server certificate for the TLS registry test
 )
 missing=()
 for p in "${apt_packages[@]}"; do

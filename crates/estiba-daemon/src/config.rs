@@ -97,6 +97,14 @@ pub(crate) struct NetFlags {
     /// estibad: on shutdown, delete this daemon's bridges and nftables table (throwaway daemons).
     #[arg(long = "net-cleanup-on-exit")]
     pub(crate) net_cleanup_on_exit: bool,
+    /// estibad: Docker's per-registry certificate directories (`<dir>/<host:port>/ca.crt`,
+    /// `client.cert`, `client.key`).
+    #[arg(
+        long = "registry-certs-dir",
+        value_name = "DIR",
+        default_value = "/etc/docker/certs.d"
+    )]
+    pub(crate) registry_certs_dir: std::path::PathBuf,
 }
 
 /// The flag id (clap's, from the field name) and the daemon.json key of every setting.

@@ -164,6 +164,7 @@ pub(crate) fn run(flags: Flags, given: GivenFlags, config: Config, log: LogHandl
             max_concurrent_downloads: config.max_concurrent_downloads as usize,
             max_concurrent_uploads: config.max_concurrent_uploads as usize,
             state_dir: Some(config.data_root.join("registry")),
+            certs_dir: flags.net.registry_certs_dir.clone(),
         },
     );
     let builder = estiba_build::Builder::new(

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -71,7 +72,7 @@ impl Credentials {
 /// One repository on one registry, with the auth state of this operation.
 #[derive(Clone)]
 pub(crate) struct Session {
-    http: HyperClient<HttpConnector, ReqBody>,
+    http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
     /// "http://127.0.0.1:5000".
     base: String,
     /// "team/app".
@@ -87,9 +88,23 @@ pub(crate) fn full_body(b: Bytes) -> ReqBody {
 }
 
 impl Session {
-    pub(crate) fn new(base: String, repo: String, creds: Credentials, push: bool) -> Session {
+    /// A session on `base` ("https://host" or, for an insecure registry, "http://host"),
+    /// speaking TLS with `tls`.
+    pub(crate) fn new(
+        base: String,
+        repo: String,
+        creds: Credentials,
+        push: bool,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Session {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = HyperClient::builder(TokioExecutor::new()).build(connector);
         Session {
             http,
@@ -128,10 +143,15 @@ impl Session {
     }
 
     async fn send_once(&self, req: Request<ReqBody>) -> Result<Response<Incoming>, RegistryError> {
-        self.http
-            .request(req)
-            .await
-            .map_err(|e| RegistryError::Unreachable(format!("{}: {}", self.base, causes(&e))))
+        let url = req.uri().to_string();
+        self.http.request(req).await.map_err(|e| {
+            let why = causes(&e);
+            match x509_text(&why) {
+                // Docker's words for a certificate that fails verification.
+                Some(x509) => RegistryError::Unreachable(format!("Get \"{url}\": {x509}")),
+                None => RegistryError::Unreachable(format!("{}: {why}", self.base)),
+            }
+        })
     }
 
     /// Sends a request with a small (replayable) body, authenticating once on a 401.
@@ -284,6 +304,21 @@ impl Session {
 
 /// An error and its sources: "client error (SendRequest): connection closed before message
 /// completed".
+/// Go's x509 error text for rustls's certificate verdicts, as the docker CLI shows them.
+fn x509_text(causes: &str) -> Option<&'static str> {
+    if causes.contains("UnknownIssuer") {
+        Some("x509: certificate signed by unknown authority")
+    } else if causes.contains("NotValidForName") {
+        Some("x509: certificate is not valid for this host")
+    } else if causes.contains("Expired") {
+        Some("x509: certificate has expired or is not yet valid")
+    } else if causes.contains("invalid peer certificate") {
+        Some("x509: certificate verification failed")
+    } else {
+        None
+    }
+}
+
 pub(crate) fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

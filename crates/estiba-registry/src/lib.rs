@@ -10,6 +10,7 @@ mod layer;
 mod provenance;
 mod pull;
 mod push;
+mod tls;
 mod upload;
 
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub struct RegistryConfig {
     /// Where the registry service keeps its state (blob provenance for mounts); in memory
     /// only when None.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Docker's per-registry certificate directories (`/etc/docker/certs.d`).
+    pub certs_dir: std::path::PathBuf,
 }
 
 /// Errors of pull, push and login; the daemon maps each to an HTTP status.
@@ -135,10 +138,23 @@ impl RegistryService {
         if self.is_insecure(domain) {
             return Ok(format!("http://{domain}"));
         }
-        Err(RegistryError::Unreachable(format!(
-            "Get \"https://{domain}/v2/\": TLS registries are not supported by this build; \
-             use --insecure-registry {domain} for a plain-HTTP registry"
-        )))
+        if domain == estiba_image::reference::DEFAULT_DOMAIN {
+            return Ok("https://registry-1.docker.io".to_string());
+        }
+        Ok(format!("https://{domain}"))
+    }
+
+    /// A session on `base` for `domain`'s repository `repo`, with `domain`'s TLS settings.
+    pub(crate) fn session(
+        &self,
+        domain: &str,
+        base: String,
+        repo: String,
+        creds: Credentials,
+        push: bool,
+    ) -> Result<client::Session, RegistryError> {
+        let tls = tls::client_config(&self.config.certs_dir, domain)?;
+        Ok(client::Session::new(base, repo, creds, push, tls))
     }
 
     fn is_insecure(&self, domain: &str) -> bool {
@@ -174,7 +190,7 @@ impl RegistryService {
         let r = Reference::parse_normalized(&format!("{server}/login-probe"))
             .map_err(|e| RegistryError::BadRequest(e.to_string()))?;
         let base = self.endpoint(&r)?;
-        let mut s = client::Session::new(base.clone(), String::new(), creds, false);
+        let mut s = self.session(r.domain(), base.clone(), String::new(), creds, false)?;
         let url = format!("{base}/v2/");
         let failed = |status: &str| {
             RegistryError::Unauthorized(format!(

@@ -230,7 +230,13 @@ impl RegistryService {
     ) -> Result<(), RegistryError> {
         let r = &req.reference;
         let base = self.endpoint(r)?;
-        let mut s = Session::new(base, r.path().to_string(), req.creds.clone(), false);
+        let mut s = self.session(
+            r.domain(),
+            base,
+            r.path().to_string(),
+            req.creds.clone(),
+            false,
+        )?;
         let tag_or_digest = r
             .digest()
             .or(r.tag())
@@ -476,7 +482,7 @@ impl RegistryService {
         creds: Credentials,
     ) -> Result<RemoteInfo, RegistryError> {
         let base = self.endpoint(r)?;
-        let mut s = Session::new(base, r.path().to_string(), creds, false);
+        let mut s = self.session(r.domain(), base, r.path().to_string(), creds, false)?;
         let tag_or_digest = r
             .digest()
             .or(r.tag())

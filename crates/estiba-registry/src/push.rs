@@ -51,7 +51,13 @@ impl RegistryService {
             .await
             .map_err(|e| invalid(format!("task failed: {e}")))??;
         let base = self.endpoint(r)?;
-        let mut s = Session::new(base, r.path().to_string(), req.creds.clone(), true);
+        let mut s = self.session(
+            r.domain(),
+            base,
+            r.path().to_string(),
+            req.creds.clone(),
+            true,
+        )?;
         let _ = progress
             .send(Progress::line(format!(
                 "The push refers to repository [{}]",
