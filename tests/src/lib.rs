@@ -7,6 +7,7 @@
 pub mod build;
 pub mod disk;
 pub mod http;
+pub mod registry;
 
 use std::fs::File;
 use std::io::Read;

@@ -4,13 +4,13 @@
 //! `/etc/docker/certs.d/<host:port>/ca.crt`, here a temp dir given to estibad), then push and
 //! pull work over HTTPS.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::Command;
 
+use estiba_e2e::registry::{openssl, self_signed, RegistryProcess};
 use estiba_e2e::testimg;
-use estiba_e2e::{wait_until, Daemon};
+use estiba_e2e::Daemon;
 
 /// The host's first global IPv4 address.
 fn host_ip() -> String {
@@ -27,40 +27,9 @@ fn host_ip() -> String {
         .unwrap_or_else(|| panic!("no global IPv4 address on this host"))
 }
 
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl must be installed: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A test CA and a server certificate for `ip` signed by it, in `dir`.
 fn make_certs(dir: &Path, ip: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=estiba test CA",
-        ],
-    );
+    self_signed(dir, "ca", "/CN=estiba test CA");
     openssl(
         dir,
         &[
@@ -100,49 +69,19 @@ fn make_certs(dir: &Path, ip: &str) {
     );
 }
 
-/// docker-registry serving TLS on `ip`; killed on drop.
-struct TlsRegistry {
-    child: Child,
-    host: String,
-}
-
-impl TlsRegistry {
-    fn start(dir: &Path, ip: &str) -> TlsRegistry {
-        let port = TcpListener::bind((ip, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("a free port on {ip}: {e}"));
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: {ip}:{port}\n  tls:\n    certificate: {crt}\n    key: {key}\n",
-            data = dir.join("data").display(),
-            crt = dir.join("server.crt").display(),
-            key = dir.join("server.key").display(),
-        );
-        std::fs::write(dir.join("config.yml"), yaml).unwrap_or_else(|e| panic!("config: {e}"));
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap_or_else(|e| panic!("{e}")))
-            .spawn()
-            .unwrap_or_else(|e| panic!("docker-registry must be installed: {e}"));
-        assert!(
-            wait_until(Duration::from_secs(10), || TcpStream::connect((ip, port))
-                .is_ok()),
-            "the TLS registry did not listen on {ip}:{port}"
-        );
-        TlsRegistry {
-            child,
-            host: format!("{ip}:{port}"),
-        }
-    }
-}
-
-impl Drop for TlsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// docker-registry serving TLS on `ip` with the server certificate in `dir`.
+fn start_tls_registry(dir: &Path, ip: &str) -> (RegistryProcess, String) {
+    let port = TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("a free port on {ip}: {e}"));
+    let tls = format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        dir.join("server.crt").display(),
+        dir.join("server.key").display()
+    );
+    let addr = format!("{ip}:{port}");
+    (RegistryProcess::start(dir, &addr, &tls, ""), addr)
 }
 
 #[test]
@@ -150,14 +89,14 @@ fn a_tls_registry_is_trusted_through_its_certs_dir() {
     let ip = host_ip();
     let work = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     make_certs(work.path(), &ip);
-    let reg = TlsRegistry::start(work.path(), &ip);
+    let (_registry, reg_host) = start_tls_registry(work.path(), &ip);
     let certs = work.path().join("certs.d");
     std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
     let certs_arg = certs.to_string_lossy().into_owned();
     let d = Daemon::start_with(&["--registry-certs-dir", &certs_arg]);
     let img = testimg::layered().unwrap_or_else(|e| panic!("layered image: {e}"));
     d.load(&[&img]);
-    let target = format!("{}/tls/app:1", reg.host);
+    let target = format!("{}/tls/app:1", reg_host);
     d.docker(&["tag", &img.repo_tags[0], &target]).ok();
 
     // Not trusted yet: Docker's x509 error, nothing pushed.
@@ -170,7 +109,7 @@ fn a_tls_registry_is_trusted_through_its_certs_dir() {
     );
 
     // The CA in <certs-dir>/<host:port>/ca.crt: push and pull over HTTPS.
-    let host_dir = certs.join(&reg.host);
+    let host_dir = certs.join(&reg_host);
     std::fs::create_dir_all(&host_dir).unwrap_or_else(|e| panic!("{e}"));
     std::fs::copy(work.path().join("ca.crt"), host_dir.join("ca.crt"))
         .unwrap_or_else(|e| panic!("copy ca.crt: {e}"));
