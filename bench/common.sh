@@ -52,7 +52,7 @@ start_estibad() {
   mkdir -p "$BENCH_DIR/estiba-root" "$BENCH_DIR/estiba-exec"
   "$BIN/estibad" -H "unix://$ESTIBA_SOCK" --data-root "$BENCH_DIR/estiba-root" \
     --exec-root "$BENCH_DIR/estiba-exec" --pidfile "$BENCH_DIR/estiba-exec/estibad.pid" \
-    --config-file /dev/null "${NET_FLAGS[@]}" >"$BENCH_DIR/estibad.log" 2>&1 &
+    --config-file /dev/null "${NET_FLAGS[@]}" ${ESTIBAD_ARGS:-} >"$BENCH_DIR/estibad.log" 2>&1 &
   ESTIBAD_PID=$!
   pids+=("$ESTIBAD_PID")
   wait_sock "$ESTIBA_SOCK"
