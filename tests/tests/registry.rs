@@ -4,15 +4,16 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
+use estiba_e2e::registry::RegistryProcess;
 use estiba_e2e::testimg::{self, TestImage};
 use estiba_e2e::{wait_until, Cli, Daemon};
 
 /// A docker-registry process with its own storage; killed on drop.
 struct Registry {
-    child: Child,
+    _process: RegistryProcess,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -29,11 +30,7 @@ impl Registry {
             .tempdir()
             .expect("temp dir");
         let port = free_port();
-        let config = dir.path().join("config.yml");
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
+        let mut auth = String::new();
         if let Some((u, p)) = user {
             let htpasswd = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
@@ -43,29 +40,17 @@ impl Registry {
                 .output()
                 .expect("htpasswd must be installed (apache2-utils, scripts/deps.sh)");
             assert!(out.status.success(), "htpasswd failed");
-            yaml.push_str(&format!(
+            auth = format!(
                 "auth:\n  htpasswd:\n    realm: estiba-test\n    path: {}\n",
                 htpasswd.display()
-            ));
+            );
         }
-        std::fs::write(&config, yaml).expect("write registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::fs::File::create(dir.path().join("access.log")).expect("log file"))
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
-            .spawn()
-            .expect("docker-registry must be installed (scripts/deps.sh)");
-        let r = Registry { child, dir, port };
-        assert!(
-            wait_until(Duration::from_secs(10), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "registry did not listen on {port}"
-        );
-        r
+        let process = RegistryProcess::start(dir.path(), &format!("127.0.0.1:{port}"), "", &auth);
+        Registry {
+            _process: process,
+            dir,
+            port,
+        }
     }
 
     fn host(&self) -> String {
@@ -85,13 +70,6 @@ impl Registry {
     fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
         self.blobs_dir().join(&hex[..2]).join(hex).join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
