@@ -110,3 +110,55 @@ fn create_start_rm_cycles_leave_nothing_behind() {
     });
     assert!(gone, "bridge {user_bridge} left behind");
 }
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn ip(args: &[&str]) {
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    run_command(cmd, None).ok();
+}
+
+/// A daemon killed while link deletions were queued leaves their names in
+/// `<exec-root>/net-pending/`; the next start deletes those links, and only those.
+#[test]
+fn links_left_queued_by_a_killed_daemon_are_deleted_at_the_next_start() {
+    let mut d = Daemon::start();
+    let token = estiba_e2e::token();
+    let (queued, foreign) = (
+        format!("esq{}", &token[..10]),
+        format!("esf{}", &token[..10]),
+    );
+    ip(&["link", "add", &queued, "type", "bridge"]);
+    ip(&["link", "add", &foreign, "type", "bridge"]);
+    d.kill9();
+    let pending = d.exec_root().join("net-pending");
+    std::fs::create_dir_all(&pending).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(pending.join(&queued), "").unwrap_or_else(|e| panic!("{e}"));
+    d.restart();
+    let swept = !link_exists(&queued);
+    let kept = link_exists(&foreign);
+    let _ = Command::new("ip").args(["link", "del", &foreign]).status();
+    let _ = Command::new("ip").args(["link", "del", &queued]).status();
+    assert!(swept, "{queued} was left behind");
+    assert!(kept, "{foreign}, not estiba's, was deleted");
+    assert!(
+        !pending.join(&queued).exists(),
+        "the record outlived its link"
+    );
+
+    // The real sequence: network rm answered, the daemon killed at once, started again.
+    let out = d.docker(&["network", "create", "doomed"]);
+    let id = out.ok().stdout.trim().to_owned();
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(link_exists(&bridge));
+    d.docker(&["network", "rm", "doomed"]).ok();
+    d.kill9();
+    d.restart();
+    assert!(
+        wait_until(Duration::from_secs(10), || !link_exists(&bridge)),
+        "{bridge} survived the kill"
+    );
+}

@@ -133,13 +133,15 @@ impl NetworkService {
             path: dir.clone(),
             source,
         })?;
+        let reaper = reaper::Reaper::new(config.exec_root.join("net-pending"));
+        reaper.sweep();
         let svc = Arc::new(NetworkService {
             store,
             events,
             config,
             lock: Mutex::new(()),
             dns: Default::default(),
-            reaper: Default::default(),
+            reaper,
             nft: Default::default(),
         });
         svc.init_predefined()?;
