@@ -160,12 +160,13 @@ pub struct PortBindingSetting {
     pub host_port: String,
 }
 
-/// What a container asks of one network (`--network-alias`, `--ip`).
+/// What a container asks of one network (`--network-alias`, `--ip`, `--ip6`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EndpointSetting {
     pub aliases: Vec<String>,
     pub ipv4_address: String,
+    pub ipv6_address: String,
 }
 
 /// Lifecycle states, named as Docker names them.

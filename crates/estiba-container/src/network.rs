@@ -42,6 +42,7 @@ pub(crate) fn sandbox_request(record: &ContainerRecord) -> SandboxRequest {
                     EndpointRequest {
                         aliases: v.aliases.clone(),
                         ipv4: v.ipv4_address.clone(),
+                        ipv6: v.ipv6_address.clone(),
                     },
                 )
             })
@@ -114,11 +115,11 @@ impl ContainerService {
             return Ok(());
         }
         self.networks
-            .validate(&host.network_mode, "")
+            .validate(&host.network_mode, "", "")
             .map_err(net_error)?;
         for (name, ep) in &host.endpoints {
             self.networks
-                .validate(name, &ep.ipv4_address)
+                .validate(name, &ep.ipv4_address, &ep.ipv6_address)
                 .map_err(net_error)?;
         }
         Ok(())
@@ -180,6 +181,9 @@ impl ContainerService {
         for ep in &eps {
             if let Some(ip) = ep.ip {
                 out.push_str(&format!("{ip}\t{}\n", record.config.hostname));
+            }
+            if let Some(ip6) = ep.ip6 {
+                out.push_str(&format!("{ip6}\t{}\n", record.config.hostname));
             }
         }
         for link in &record.host.links {

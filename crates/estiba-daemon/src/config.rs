@@ -91,7 +91,7 @@ pub(crate) struct NetFlags {
     /// MTU of container interfaces.
     #[arg(long = "mtu", value_name = "BYTES")]
     pub(crate) mtu: Option<u32>,
-    /// estibad: the nftables table (family ip) this daemon owns.
+    /// estibad: the nftables tables (families ip and ip6) this daemon owns.
     #[arg(long = "nft-table", value_name = "NAME", default_value = "estiba")]
     pub(crate) nft_table: String,
     /// estibad: on shutdown, delete this daemon's bridges and nftables table (throwaway daemons).

@@ -1,18 +1,19 @@
 //! The embedded DNS server of user-defined networks: UDP and TCP on 127.0.0.11:53 inside each
 //! container's namespace, answering container names, aliases and short IDs of the networks the
 //! container shares with them (and PTR queries for their addresses, as
-//! `<name>.<network>`), and forwarding everything else to the upstream resolvers.
+//! `<name>.<network>`), and forwarding everything else to the upstream resolvers. A name has
+//! its IPv4 addresses as A records and, on networks with IPv6, its IPv6 ones as AAAA records.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::{internal, netns, NetError, NetworkService};
@@ -105,7 +106,7 @@ impl NetworkService {
 
     /// The addresses `name` has for `container_id`: names, aliases and short IDs of containers
     /// on the user-defined networks it is on.
-    fn lookup(&self, container_id: &str, name: &str) -> Vec<Ipv4Addr> {
+    fn lookup(&self, container_id: &str, name: &str) -> Vec<IpAddr> {
         let (_, mine) = self.container(container_id);
         let mut out = Vec::new();
         for ep in &mine {
@@ -119,7 +120,11 @@ impl NetworkService {
                 let hit = other.container_name.eq_ignore_ascii_case(name)
                     || other.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
                     || (name.len() == 12 && other.container_id.starts_with(name));
-                if let (true, Some(ip)) = (hit, other.ip) {
+                if !hit {
+                    continue;
+                }
+                let ips = other.ip.map(IpAddr::V4).into_iter();
+                for ip in ips.chain(other.ip6.map(IpAddr::V6)) {
                     if !out.contains(&ip) {
                         out.push(ip);
                     }
@@ -131,7 +136,7 @@ impl NetworkService {
 
     /// `<name>.<network>` of the container that has `ip` on a user-defined network shared with
     /// `container_id`.
-    fn reverse(&self, container_id: &str, ip: Ipv4Addr) -> Option<String> {
+    fn reverse(&self, container_id: &str, ip: IpAddr) -> Option<String> {
         let (_, mine) = self.container(container_id);
         for ep in &mine {
             let Ok(net) = self.get(&ep.network_id) else {
@@ -141,7 +146,11 @@ impl NetworkService {
                 continue;
             }
             let eps = self.endpoints(Some(&net.id)).unwrap_or_default();
-            if let Some(other) = eps.iter().find(|o| o.ip == Some(ip)) {
+            let has = |o: &&crate::EndpointRecord| match ip {
+                IpAddr::V4(v4) => o.ip == Some(v4),
+                IpAddr::V6(v6) => o.ip6 == Some(v6),
+            };
+            if let Some(other) = eps.iter().find(has) {
                 return Some(format!("{}.{}.", other.container_name, net.name));
             }
         }
@@ -236,6 +245,8 @@ fn answer(
     let name = name.trim_end_matches('.');
     if q.query_type() == RecordType::PTR {
         let target = reverse_v4(name)
+            .map(IpAddr::V4)
+            .or_else(|| reverse_v6(name).map(IpAddr::V6))
             .and_then(|ip| svc.reverse(id, ip))
             .and_then(|n| Name::from_ascii(n).ok());
         return match target {
@@ -262,10 +273,14 @@ fn answer(
     }
     let mut r = reply_to(&msg);
     r.add_query(q.clone());
-    if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
-        for ip in ips {
-            r.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
-        }
+    let any = q.query_type() == RecordType::ANY;
+    for ip in ips {
+        let rdata = match ip {
+            IpAddr::V4(v4) if any || q.query_type() == RecordType::A => RData::A(A(v4)),
+            IpAddr::V6(v6) if any || q.query_type() == RecordType::AAAA => RData::AAAA(AAAA(v6)),
+            _ => continue,
+        };
+        r.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
     }
     r.to_vec().ok()
 }
@@ -304,6 +319,27 @@ fn reverse_v4(name: &str) -> Option<Ipv4Addr> {
         [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
         _ => None,
     }
+}
+
+/// `b.a.9.8.….ip6.arpa` (32 nibbles, least significant first) → the address.
+fn reverse_v6(name: &str) -> Option<Ipv6Addr> {
+    let lower = name.to_ascii_lowercase();
+    let rest = lower.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u32> = rest
+        .split('.')
+        .map(|n| match n.len() {
+            1 => n.chars().next()?.to_digit(16),
+            _ => None,
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let bits = nibbles
+        .iter()
+        .rev()
+        .fold(0u128, |acc, n| (acc << 4) | u128::from(*n));
+    Some(Ipv6Addr::from(bits))
 }
 
 fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
@@ -352,5 +388,15 @@ mod tests {
         ] {
             assert_eq!(reverse_v4(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn reverse_names_v6() {
+        let name = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.3.5.d.f.ip6.arpa";
+        assert_eq!(reverse_v6(name), "fd53:1::2".parse().ok());
+        assert_eq!(reverse_v6(&name.to_uppercase()), "fd53:1::2".parse().ok());
+        assert_eq!(reverse_v6("2.0.ip6.arpa"), None);
+        assert_eq!(reverse_v6(&name.replace("2.0.0", "20.0")), None);
+        assert_eq!(reverse_v6("2.0.18.172.in-addr.arpa"), None);
     }
 }

@@ -1,8 +1,9 @@
-//! IPv4 subnets and address allocation: parsing, overlap, default pools that avoid the host's
-//! own routes, and the lowest free address of a subnet.
+//! IPv4 and IPv6 subnets and address allocation: parsing, overlap, default pools that avoid
+//! the host's own routes (IPv4; IPv6 subnets are always the user's, as in Docker 20.10), and the
+//! lowest free address of a subnet.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An IPv4 subnet, `addr/prefix`, with the host bits of `addr` kept as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,58 @@ impl Cidr {
 }
 
 impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An IPv6 subnet, `addr/prefix`, with the host bits of `addr` kept as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr6 {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Cidr6 {
+    /// Parses `x:y::z/n`; `None` when malformed.
+    pub fn parse(s: &str) -> Option<Cidr6> {
+        let (a, p) = s.split_once('/')?;
+        let addr: Ipv6Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok()?;
+        (prefix <= 128 && p.len() <= 3).then_some(Cidr6 { addr, prefix })
+    }
+
+    fn mask(self) -> u128 {
+        u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    /// The network address (host bits cleared).
+    pub fn network(self) -> Cidr6 {
+        Cidr6 {
+            addr: Ipv6Addr::from(u128::from(self.addr) & self.mask()),
+            prefix: self.prefix,
+        }
+    }
+
+    pub fn contains(self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.addr) & self.mask()
+    }
+
+    pub fn overlaps(self, other: Cidr6) -> bool {
+        let p = self.prefix.min(other.prefix);
+        let m = u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0);
+        u128::from(self.addr) & m == u128::from(other.addr) & m
+    }
+
+    /// The `n`th address of the subnet.
+    pub fn nth(self, n: u128) -> Option<Ipv6Addr> {
+        (n & self.mask() == 0).then(|| Ipv6Addr::from(u128::from(self.network().addr) | n))
+    }
+}
+
+impl std::fmt::Display for Cidr6 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
@@ -178,6 +231,14 @@ pub(crate) fn lowest_free(subnet: Cidr, taken: &BTreeSet<Ipv4Addr>) -> Option<Ip
         .find(|ip| !taken.contains(ip))
 }
 
+/// The lowest address of `subnet` after the subnet-router anycast address (`::`, never
+/// assigned) that is not in `taken`.
+pub(crate) fn lowest_free6(subnet: Cidr6, taken: &BTreeSet<Ipv6Addr>) -> Option<Ipv6Addr> {
+    (1..)
+        .map_while(|n| subnet.nth(n))
+        .find(|ip| !taken.contains(ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +271,27 @@ mod tests {
         taken.insert(Ipv4Addr::new(10, 0, 5, 2));
         taken.insert(Ipv4Addr::new(10, 0, 5, 1));
         assert_eq!(lowest_free(tiny, &taken), None);
+    }
+
+    #[test]
+    fn ipv6_subnets() {
+        let a = Cidr6::parse("fd53:1::/64").unwrap();
+        assert_eq!(Cidr6::parse("fd53:1::/129"), None);
+        assert_eq!(Cidr6::parse("fd53:1::"), None);
+        assert_eq!(Cidr6::parse("10.0.0.0/8"), None);
+        assert!(a.contains("fd53:1::ffff".parse().unwrap()));
+        assert!(!a.contains("fd53:2::1".parse().unwrap()));
+        assert!(a.overlaps(Cidr6::parse("fd53::/16").unwrap()));
+        assert!(!a.overlaps(Cidr6::parse("fd53::/32").unwrap()));
+        assert!(!a.overlaps(Cidr6::parse("fd53:2::/64").unwrap()));
+        let mut taken = BTreeSet::new();
+        taken.insert("fd53:1::1".parse().unwrap());
+        assert_eq!(lowest_free6(a, &taken), "fd53:1::2".parse().ok());
+        let tiny = Cidr6::parse("fd53:1::/127").unwrap();
+        assert_eq!(lowest_free6(tiny, &taken), None);
+        assert_eq!(
+            Cidr6::parse("fd53:1::9/64").unwrap().network().to_string(),
+            "fd53:1::/64"
+        );
     }
 }

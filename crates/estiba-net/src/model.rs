@@ -1,7 +1,7 @@
 //! The records the network service keeps in the metadata database.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,13 @@ pub struct NetworkRecord {
     pub gateway: String,
     /// The subnet came from the user (`--subnet`): `--ip` is allowed on it.
     pub user_subnet: bool,
+    /// The gateway came from the user (`--gateway`); inspect shows only such a gateway of a
+    /// user's subnet.
+    pub gateway_given: bool,
+    /// The IPv6 subnet, `x::/n` (empty without one); used only with `enable_ipv6`, as Docker.
+    pub subnet6: String,
+    pub gateway6: String,
+    pub gateway6_given: bool,
     /// The Linux bridge (bridge driver) or parent interface (macvlan).
     pub interface: String,
     pub mtu: Option<u32>,
@@ -41,6 +48,13 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
+    /// The IPv6 subnet containers get addresses from (`None` unless IPv6 is enabled).
+    pub fn ipv6(&self) -> Option<crate::ipam::Cidr6> {
+        self.enable_ipv6
+            .then(|| crate::ipam::Cidr6::parse(&self.subnet6))
+            .flatten()
+    }
+
     /// Whether driver option `key` is set to false (`enable_icc`, `enable_ip_masquerade`).
     pub fn option_false(&self, key: &str) -> bool {
         self.options
@@ -68,10 +82,15 @@ pub struct EndpointRecord {
     pub container_name: String,
     pub ip: Option<Ipv4Addr>,
     pub prefix: u8,
+    /// The IPv6 address on a network with IPv6 enabled.
+    pub ip6: Option<Ipv6Addr>,
+    pub prefix6: u8,
     pub mac: String,
     pub aliases: Vec<String>,
     /// Asked for with `--ip` (shown as IPAMConfig).
     pub requested_ip: String,
+    /// Asked for with `--ip6`.
+    pub requested_ip6: String,
     /// Host side of the veth pair (empty for macvlan).
     pub host_if: String,
     /// Name inside the container (eth0, eth1, ...).

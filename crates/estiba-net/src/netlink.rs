@@ -4,16 +4,19 @@
 //! a thread that entered a container's namespace keeps acting there after the thread is gone.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
+    InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -242,16 +245,55 @@ impl Netlink {
         }
     }
 
-    /// Adds the default route via `gateway`.
-    pub(crate) fn add_default_route(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
+    /// Adds `addr/prefix` (IPv6) to a link, usable at once: no duplicate address detection
+    /// (the address comes from our own IPAM, as Docker adds it).
+    pub(crate) fn add_addr6(&mut self, index: u32, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.header.flags = AddressHeaderFlags::Nodad;
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V6(addr)));
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Keeps the kernel from giving a link an IPv6 link-local address when it comes up (address
+    /// generation mode "none"): an endpoint without IPv6 has no IPv6 address, as in Docker.
+    pub(crate) fn no_ipv6_autoconf(&mut self, index: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)?;
+        Ok(())
+    }
+
+    /// Adds the default route (IPv4 or IPv6) via `gateway`.
+    pub(crate) fn add_default_route(&mut self, gateway: IpAddr) -> io::Result<()> {
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
+        m.header.address_family = match gateway {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         m.header.table = RouteHeader::RT_TABLE_MAIN;
         m.header.protocol = RouteProtocol::Boot;
         m.header.scope = RouteScope::Universe;
         m.header.kind = RouteType::Unicast;
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        m.attributes.push(RouteAttribute::Gateway(match gateway {
+            IpAddr::V4(g) => RouteAddress::Inet(g),
+            IpAddr::V6(g) => RouteAddress::Inet6(g),
+        }));
         self.request(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use estiba_store::Reader;
 
-use crate::ipam::{self, Cidr};
+use crate::ipam::{self, Cidr, Cidr6};
 use crate::model::{NetworkRecord, NETWORKS};
 use crate::netlink::{Netlink, NewLink};
 use crate::nft::{self, BridgeRules};
@@ -156,6 +156,14 @@ impl NetworkService {
         if let Some(gw) = gateway_cidr(rec) {
             nl.add_addr(index, gw.addr, gw.prefix).map_err(internal)?;
         }
+        let v6 = rec.ipv6().zip(rec.gateway6.parse().ok());
+        if let Some((subnet, gw)) = v6 {
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", rec.interface),
+                "0",
+            );
+            nl.add_addr6(index, gw, subnet.prefix).map_err(internal)?;
+        }
         nl.set_up(index, None).map_err(internal)?;
         // Published ports on 127.0.0.1 are DNATed out of this bridge.
         let _ = std::fs::write(
@@ -163,6 +171,9 @@ impl NetworkService {
             "1",
         );
         enable_ip_forward();
+        if v6.is_some() {
+            enable_ipv6_forward();
+        }
         Ok(())
     }
 
@@ -176,6 +187,7 @@ impl NetworkService {
             .filter_map(|n| {
                 Some(BridgeRules {
                     subnet: Cidr::parse(&n.subnet)?,
+                    subnet6: n.ipv6(),
                     masquerade: !n.option_false("com.docker.network.bridge.enable_ip_masquerade"),
                     internal: n.internal,
                     bridge: n.interface,
@@ -216,7 +228,8 @@ impl NetworkService {
                 req.name
             )));
         }
-        let (subnet, gateway, user_subnet) = self.choose_subnet(&req)?;
+        let (subnet, gateway, user_subnet, gateway_given) = self.choose_subnet(&req)?;
+        let v6 = self.choose_subnet6(&req)?;
         let id = new_id();
         let mut options = req.options.clone();
         let interface = match driver.as_str() {
@@ -273,6 +286,12 @@ impl NetworkService {
             subnet: subnet.network().to_string(),
             gateway: gateway.to_string(),
             user_subnet,
+            gateway_given,
+            subnet6: v6
+                .map(|(s, ..)| s.network().to_string())
+                .unwrap_or_default(),
+            gateway6: v6.map(|(_, g, _)| g.to_string()).unwrap_or_default(),
+            gateway6_given: v6.is_some_and(|(.., given)| given),
             interface,
             mtu,
             predefined: false,
@@ -295,16 +314,22 @@ impl NetworkService {
         Ok(rec)
     }
 
+    /// The IPv4 subnet and gateway: the user's (the first IPAM entry that is not IPv6), or the
+    /// first free one of the pools. Also: whether the subnet and the gateway were given.
     fn choose_subnet(
         &self,
         req: &CreateRequest,
-    ) -> Result<(Cidr, std::net::Ipv4Addr, bool), NetError> {
+    ) -> Result<(Cidr, std::net::Ipv4Addr, bool, bool), NetError> {
         let used = self.used_subnets(None)?;
-        let Some((subnet, gateway)) = req.ipam.iter().find(|(s, _)| !s.is_empty()) else {
+        let Some((subnet, gateway)) = req
+            .ipam
+            .iter()
+            .find(|(s, _)| !s.is_empty() && !s.contains(':'))
+        else {
             let s = ipam::pick_subnet(&self.pools(), &used).ok_or_else(|| {
                 NetError::Forbidden("all predefined address pools have been fully subnetted".into())
             })?;
-            return Ok((s, s.nth(1).unwrap_or(s.addr), false));
+            return Ok((s, s.nth(1).unwrap_or(s.addr), false, false));
         };
         let cidr = Cidr::parse(subnet).ok_or_else(|| {
             NetError::InvalidParameter(format!(
@@ -339,7 +364,55 @@ impl NetworkService {
             }
             g
         };
-        Ok((cidr, gw, true))
+        Ok((cidr, gw, true, !gateway.is_empty()))
+    }
+
+    /// The IPv6 subnet and gateway of the IPAM entries, and whether the gateway was given.
+    /// Docker 20.10 has no default IPv6 pool: `--ipv6` needs a `--subnet` of its own. A subnet
+    /// given without `--ipv6` is kept (inspect shows it) and not used.
+    fn choose_subnet6(
+        &self,
+        req: &CreateRequest,
+    ) -> Result<Option<(Cidr6, std::net::Ipv6Addr, bool)>, NetError> {
+        let Some((subnet, gateway)) = req.ipam.iter().find(|(s, _)| s.contains(':')) else {
+            if req.enable_ipv6 {
+                return Err(NetError::Forbidden(
+                    "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let cidr = Cidr6::parse(subnet).ok_or_else(|| {
+            NetError::InvalidParameter(format!(
+                "Invalid subnet {subnet} : invalid CIDR address: {subnet}"
+            ))
+        })?;
+        let taken = self
+            .list()?
+            .iter()
+            .filter_map(|n| Cidr6::parse(&n.subnet6))
+            .any(|u| u.overlaps(cidr));
+        if taken {
+            return Err(NetError::Forbidden(
+                "Pool overlaps with other one on this address space".into(),
+            ));
+        }
+        let gw = if gateway.is_empty() {
+            cidr.nth(1).ok_or_else(|| {
+                NetError::InvalidParameter(format!("invalid subnet {subnet}: too small"))
+            })?
+        } else {
+            let g: std::net::Ipv6Addr = gateway.parse().map_err(|_| {
+                NetError::InvalidParameter(format!("invalid gateway address {gateway}"))
+            })?;
+            if !cidr.contains(g) {
+                return Err(NetError::Forbidden(format!(
+                    "no matching subnet for gateway {gateway}"
+                )));
+            }
+            g
+        };
+        Ok(Some((cidr, gw, !gateway.is_empty())))
     }
 
     /// Takes the bridge down (its routes go at once) and deletes it in the background.
@@ -433,13 +506,26 @@ pub(crate) fn gateway_cidr(rec: &NetworkRecord) -> Option<Cidr> {
 
 /// Turns IPv4 forwarding on if it is off (bridged containers need it), with a log line.
 fn enable_ip_forward() {
-    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "0") {
-        match std::fs::write(PATH, "1") {
-            Ok(()) => tracing::info!(
-                "enabled IPv4 forwarding (net.ipv4.ip_forward=1) for bridge networks"
-            ),
-            Err(e) => tracing::warn!("cannot enable IPv4 forwarding: {e}"),
+    enable_forwarding(
+        "/proc/sys/net/ipv4/ip_forward",
+        "IPv4",
+        "net.ipv4.ip_forward",
+    );
+}
+
+/// Turns IPv6 forwarding on if it is off (a network with IPv6 routes its containers' traffic),
+/// with a log line, as Docker does for `--ipv6` networks.
+fn enable_ipv6_forward() {
+    enable_forwarding(FORWARDING6, "IPv6", "net.ipv6.conf.all.forwarding");
+}
+
+const FORWARDING6: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+fn enable_forwarding(path: &str, family: &str, key: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0") {
+        match std::fs::write(path, "1") {
+            Ok(()) => tracing::info!("enabled {family} forwarding ({key}=1) for bridge networks"),
+            Err(e) => tracing::warn!("cannot enable {family} forwarding: {e}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! ports, and their teardown.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub struct EndpointRequest {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ipv4: String,
+    /// `--ip6`.
+    pub ipv6: String,
 }
 
 /// What a container's start needs from the network service.
@@ -109,15 +111,17 @@ impl NetworkService {
         // No record before the namespace: a crash here leaves a file under <exec-root>/netns
         // that start-up reconciliation finds by name.
         let mut ns_nl = netns::create(path).map_err(|e| internal(format!("create netns: {e}")))?;
-        let mut first_ip = None;
+        let mut first = (None, None);
         for (i, (net, ep)) in nets.iter().enumerate() {
             let rec = self.join(&mut ns_nl, path, req, net, ep, i, i == 0)?;
             if i == 0 {
-                first_ip = rec.ip;
+                first = (rec.ip, rec.ip6);
             }
         }
-        let ip = first_ip.filter(|_| nets[0].0.driver == "bridge");
-        self.publish_ports(req, path, ip)
+        if nets[0].0.driver != "bridge" {
+            first = (None, None);
+        }
+        self.publish_ports(req, path, first.0, first.1)
     }
 
     /// Allocates and wires one endpoint. `gateway`: this network holds the default route.
@@ -198,23 +202,33 @@ impl NetworkService {
             .map_err(internal)?
             .ok_or_else(|| internal("interface missing in the container"))?;
         ns_nl.add_addr(i, ip, subnet.prefix).map_err(internal)?;
+        match rec.ip6 {
+            Some(ip6) => ns_nl.add_addr6(i, ip6, rec.prefix6).map_err(internal)?,
+            None => ns_nl.no_ipv6_autoconf(i).map_err(internal)?,
+        }
         ns_nl.set_up(i, None).map_err(internal)?;
         if gateway && !net.internal {
             if let Ok(gw) = net.gateway.parse::<Ipv4Addr>() {
-                ns_nl.add_default_route(gw).map_err(internal)?;
+                ns_nl.add_default_route(IpAddr::V4(gw)).map_err(internal)?;
+            }
+            if let (Some(_), Ok(gw)) = (rec.ip6, net.gateway6.parse::<Ipv6Addr>()) {
+                ns_nl.add_default_route(IpAddr::V6(gw)).map_err(internal)?;
             }
         }
         self.publish("connect", net, Some(&req.container_id));
         Ok(rec)
     }
 
-    /// Checks, at container create, that a network exists and `ipv4` (if any) fits it.
-    pub fn validate(&self, network: &str, ipv4: &str) -> Result<(), NetError> {
+    /// Checks, at container create, that a network exists and `ipv4` and `ipv6` (if any) fit it.
+    pub fn validate(&self, network: &str, ipv4: &str, ipv6: &str) -> Result<(), NetError> {
         let net = self.get(if network == "default" {
             "bridge"
         } else {
             network
         })?;
+        if !ipv6.is_empty() {
+            check_ipv6(&net, ipv6)?;
+        }
         if ipv4.is_empty() {
             return Ok(());
         }
@@ -279,6 +293,39 @@ impl NetworkService {
             }
             ip
         };
+        let (ip6, prefix6) = match net.ipv6() {
+            Some(subnet6) => {
+                let mut taken6: BTreeSet<Ipv6Addr> = self
+                    .endpoints(Some(&net.id))?
+                    .into_iter()
+                    .filter_map(|e| e.ip6)
+                    .collect();
+                if let Ok(gw) = net.gateway6.parse() {
+                    taken6.insert(gw);
+                }
+                let ip6 = if ep.ipv6.is_empty() {
+                    ipam::lowest_free6(subnet6, &taken6).ok_or_else(|| {
+                        NetError::Forbidden(format!(
+                            "no available IPv6 addresses on this network's address pools: {} ({})",
+                            net.name, net.id
+                        ))
+                    })?
+                } else {
+                    let ip6 = check_ipv6(net, &ep.ipv6)?;
+                    if taken6.contains(&ip6) {
+                        return Err(NetError::Forbidden("Address already in use".into()));
+                    }
+                    ip6
+                };
+                (Some(ip6), subnet6.prefix)
+            }
+            None if !ep.ipv6.is_empty() => {
+                return Err(check_ipv6(net, &ep.ipv6)
+                    .err()
+                    .unwrap_or_else(|| internal("no IPv6 subnet")))
+            }
+            None => (None, 0),
+        };
         let mut aliases = ep.aliases.clone();
         if net.name != "bridge" {
             aliases.retain(|a| !a.is_empty());
@@ -296,6 +343,9 @@ impl NetworkService {
             container_name: req.container_name.clone(),
             ip: Some(ip),
             prefix: subnet.prefix,
+            ip6,
+            prefix6,
+            requested_ip6: ep.ipv6.clone(),
             mac: mac_string(mac_for(ip)),
             aliases,
             requested_ip: ep.ipv4.clone(),
@@ -326,6 +376,7 @@ impl NetworkService {
         req: &SandboxRequest,
         path: &std::path::Path,
         ip: Option<Ipv4Addr>,
+        ip6: Option<Ipv6Addr>,
     ) -> Result<(), NetError> {
         let _g = self.guard();
         let in_use: BTreeSet<(String, u16)> = self
@@ -363,11 +414,13 @@ impl NetworkService {
                         ))
                     })?;
                     let addr = if host_ip.is_empty() {
-                        "0.0.0.0"
+                        "0.0.0.0".to_string()
+                    } else if host_ip.contains(':') {
+                        format!("[{host_ip}]")
                     } else {
-                        host_ip.as_str()
+                        host_ip.clone()
                     };
-                    if in_use.contains(&(proto.to_string(), hp)) || !port_free(proto, addr, hp) {
+                    if in_use.contains(&(proto.to_string(), hp)) || !port_free(proto, &addr, hp) {
                         return Err(NetError::Internal(format!(
                             "driver failed programming external connectivity on endpoint {}: Bind for {addr}:{hp} failed: port is already allocated",
                             req.container_name
@@ -381,6 +434,7 @@ impl NetworkService {
                     host_ip: host_ip.clone(),
                     host_port: hp,
                     container_ip,
+                    container_ip6: ip6,
                     container_port,
                 });
             }
@@ -618,6 +672,24 @@ impl NetworkService {
         self.publish("disconnect", &net, Some(container_id));
         Ok(())
     }
+}
+
+/// `ipv6` parsed, inside `net`'s IPv6 subnet; Docker's errors otherwise.
+fn check_ipv6(net: &NetworkRecord, ipv6: &str) -> Result<Ipv6Addr, NetError> {
+    let ip: Ipv6Addr = ipv6
+        .parse()
+        .map_err(|_| NetError::InvalidParameter(format!("invalid IPv6 address: {ipv6}")))?;
+    let Some(subnet) = net.ipv6() else {
+        return Err(NetError::InvalidParameter(
+            "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+        ));
+    };
+    if !subnet.contains(ip) || ip == subnet.network().addr {
+        return Err(NetError::InvalidParameter(format!(
+            "Invalid address {ip}: It does not belong to any of this network's subnets"
+        )));
+    }
+    Ok(ip)
 }
 
 /// The sandbox record of a container that publishes no port (`None` when it does).

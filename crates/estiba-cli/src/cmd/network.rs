@@ -111,6 +111,9 @@ pub(crate) struct ConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long = "ip")]
     ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long = "ip6")]
+    ip6: Option<String>,
     network: String,
     container: String,
 }
@@ -143,8 +146,8 @@ pub(crate) async fn network(client: &mut Client, cmd: NetworkCommand) -> anyhow:
         NetworkCommand::Prune(a) => prune(client, a).await,
         NetworkCommand::Connect(a) => {
             let mut ep = json!({ "Aliases": a.alias });
-            if let Some(ip) = a.ip {
-                ep["IPAMConfig"] = json!({ "IPv4Address": ip });
+            if a.ip.is_some() || a.ip6.is_some() {
+                ep["IPAMConfig"] = ipam_config(a.ip.as_deref(), a.ip6.as_deref());
             }
             let body = json!({ "Container": a.container, "EndpointConfig": ep });
             let path = format!("/networks/{}/connect", path_escape(&a.network));
@@ -158,13 +161,52 @@ pub(crate) async fn network(client: &mut Client, cmd: NetworkCommand) -> anyhow:
     }
 }
 
+/// Whether `subnet` (`addr/prefix`, either family) contains the address `ip`.
+fn subnet_contains(subnet: &str, ip: &str) -> bool {
+    let Some((base, prefix)) = subnet.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u32>() else {
+        return false;
+    };
+    match (
+        base.parse::<std::net::IpAddr>(),
+        ip.parse::<std::net::IpAddr>(),
+    ) {
+        (Ok(std::net::IpAddr::V4(b)), Ok(std::net::IpAddr::V4(i))) if prefix <= 32 => {
+            let m = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            u32::from(b) & m == u32::from(i) & m
+        }
+        (Ok(std::net::IpAddr::V6(b)), Ok(std::net::IpAddr::V6(i))) if prefix <= 128 => {
+            let m = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            u128::from(b) & m == u128::from(i) & m
+        }
+        _ => false,
+    }
+}
+
 async fn create(client: &mut Client, a: CreateArgs) -> anyhow::Result<()> {
+    // As docker's CLI: each --gateway goes with the --subnet that contains it.
     let config: Vec<Value> = a
         .subnet
         .iter()
-        .enumerate()
-        .map(|(i, s)| json!({ "Subnet": s, "Gateway": a.gateway.get(i).cloned().unwrap_or_default() }))
+        .map(|s| {
+            let gw = a
+                .gateway
+                .iter()
+                .find(|g| subnet_contains(s, g))
+                .cloned()
+                .unwrap_or_default();
+            json!({ "Subnet": s, "Gateway": gw })
+        })
         .collect();
+    if let Some(g) = a
+        .gateway
+        .iter()
+        .find(|g| !a.subnet.iter().any(|s| subnet_contains(s, g)))
+    {
+        anyhow::bail!("no matching subnet for gateway {g}");
+    }
     let body = json!({
         "Name": a.name, "Driver": a.driver, "Internal": a.internal, "Attachable": a.attachable,
         "EnableIPv6": a.ipv6, "Labels": pairs(&a.label), "Options": pairs(&a.opt),
@@ -296,17 +338,30 @@ pub(crate) fn endpoints_config(
     mut endpoints: Value,
     aliases: &[String],
     ip: Option<&str>,
+    ip6: Option<&str>,
 ) -> Value {
-    if aliases.is_empty() && ip.is_none() {
+    if aliases.is_empty() && ip.is_none() && ip6.is_none() {
         return endpoints;
     }
     let mut ep = json!({});
     if !aliases.is_empty() {
         ep["Aliases"] = json!(aliases);
     }
-    if let Some(ip) = ip {
-        ep["IPAMConfig"] = json!({ "IPv4Address": ip });
+    if ip.is_some() || ip6.is_some() {
+        ep["IPAMConfig"] = ipam_config(ip, ip6);
     }
     endpoints[network] = ep;
     endpoints
+}
+
+/// An endpoint's `IPAMConfig` with the addresses given.
+fn ipam_config(ip: Option<&str>, ip6: Option<&str>) -> Value {
+    let mut c = json!({});
+    if let Some(ip) = ip {
+        c["IPv4Address"] = json!(ip);
+    }
+    if let Some(ip6) = ip6 {
+        c["IPv6Address"] = json!(ip6);
+    }
+    c
 }

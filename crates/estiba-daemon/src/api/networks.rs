@@ -57,11 +57,22 @@ where
 
 /// Docker's JSON of a network; `containers` for inspect.
 fn network_json(svc: &NetworkService, n: &NetworkRecord, containers: bool) -> Value {
-    let config = if n.subnet.is_empty() {
-        json!([])
-    } else {
-        json!([{ "Subnet": n.subnet, "Gateway": n.gateway }])
-    };
+    // Docker shows the gateway of a user's subnet only when the user gave it too.
+    let mut config = Vec::new();
+    if !n.subnet.is_empty() {
+        config.push(if n.user_subnet && !n.gateway_given {
+            json!({ "Subnet": n.subnet })
+        } else {
+            json!({ "Subnet": n.subnet, "Gateway": n.gateway })
+        });
+    }
+    if !n.subnet6.is_empty() {
+        config.push(if n.gateway6_given {
+            json!({ "Subnet": n.subnet6, "Gateway": n.gateway6 })
+        } else {
+            json!({ "Subnet": n.subnet6 })
+        });
+    }
     let mut eps = serde_json::Map::new();
     if containers {
         for e in svc.endpoints(Some(&n.id)).unwrap_or_default() {
@@ -72,7 +83,7 @@ fn network_json(svc: &NetworkService, n: &NetworkRecord, containers: bool) -> Va
                     "EndpointID": e.id,
                     "MacAddress": e.mac,
                     "IPv4Address": e.ip.map(|ip| format!("{ip}/{}", e.prefix)).unwrap_or_default(),
-                    "IPv6Address": "",
+                    "IPv6Address": e.ip6.map(|ip| format!("{ip}/{}", e.prefix6)).unwrap_or_default(),
                 }),
             );
         }
@@ -80,7 +91,7 @@ fn network_json(svc: &NetworkService, n: &NetworkRecord, containers: bool) -> Va
     json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
         "EnableIPv4": true, "EnableIPv6": n.enable_ipv6,
-        "IPAM": { "Driver": "default", "Options": if n.predefined { Value::Null } else { json!({}) }, "Config": config },
+        "IPAM": { "Driver": "default", "Options": if n.predefined { Value::Null } else { json!({}) }, "Config": Value::Array(config) },
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
         "ConfigFrom": { "Network": "" }, "ConfigOnly": false,
         "Containers": eps, "Options": n.options, "Labels": n.labels,
@@ -231,6 +242,8 @@ fn f_label(f: &Filters, n: &NetworkRecord) -> bool {
 struct EndpointIpam {
     #[serde(rename = "IPv4Address")]
     ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -259,9 +272,11 @@ async fn connect(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let ep = b.endpoint_config.unwrap_or_default();
+    let ipam = ep.ipam_config.unwrap_or_default();
     let ep = EndpointRequest {
         aliases: ep.aliases.unwrap_or_default(),
-        ipv4: ep.ipam_config.map(|i| i.ipv4_address).unwrap_or_default(),
+        ipv4: ipam.ipv4_address,
+        ipv6: ipam.ipv6_address,
     };
     net(&state, move |s| {
         let mut req = estiba_net::SandboxRequest {
@@ -327,7 +342,15 @@ pub(crate) fn container_settings(
             dns.push(r.id.chars().take(12).collect());
         }
         json!({
-            "IPAMConfig": cfg.filter(|c| !c.ipv4_address.is_empty()).map(|c| json!({"IPv4Address": c.ipv4_address})),
+            "IPAMConfig": cfg.filter(|c| !c.ipv4_address.is_empty() || !c.ipv6_address.is_empty()).map(|c| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in [("IPv4Address", &c.ipv4_address), ("IPv6Address", &c.ipv6_address)] {
+                    if !v.is_empty() {
+                        m.insert(k.to_string(), json!(v));
+                    }
+                }
+                Value::Object(m)
+            }),
             "Links": null,
             "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
             "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
@@ -337,14 +360,24 @@ pub(crate) fn container_settings(
             "Gateway": if ep.is_some() { net.map(|n| n.gateway.clone()).unwrap_or_default() } else { String::new() },
             "IPAddress": ep.and_then(|e| e.ip).map(|ip| ip.to_string()).unwrap_or_default(),
             "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPv6Gateway": if ep.is_some_and(|e| e.ip6.is_some()) { net.map(|n| n.gateway6.clone()).unwrap_or_default() } else { String::new() },
+            "GlobalIPv6Address": ep.and_then(|e| e.ip6).map(|ip| ip.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": ep.and_then(|e| e.ip6.map(|_| e.prefix6)).unwrap_or(0),
             "DNSNames": if dns.is_empty() { Value::Null } else { json!(dns) },
         })
     };
     for ep in &eps {
         if let Ok(n) = svc.get(&ep.network_id) {
             if n.name == "bridge" {
-                for k in ["EndpointID", "Gateway", "IPAddress", "MacAddress"] {
+                for k in [
+                    "EndpointID",
+                    "Gateway",
+                    "IPAddress",
+                    "MacAddress",
+                    "IPv6Gateway",
+                    "GlobalIPv6Address",
+                    "GlobalIPv6PrefixLen",
+                ] {
                     top[k] = entry("bridge", Some(&n), Some(ep))[k].clone();
                 }
                 top["IPPrefixLen"] = json!(ep.prefix);
@@ -458,6 +491,10 @@ pub(crate) fn create_settings(
                 .as_str()
                 .unwrap_or("")
                 .to_string();
+            let ip6 = ep["IPAMConfig"]["IPv6Address"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             // The CLI names the default network "default".
             let name = if name == "default" {
                 "bridge"
@@ -469,6 +506,7 @@ pub(crate) fn create_settings(
                 estiba_container::model::EndpointSetting {
                     aliases,
                     ipv4_address: ip,
+                    ipv6_address: ip6,
                 },
             );
         }

@@ -160,6 +160,9 @@ pub(crate) struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip", value_name = "string")]
     pub(crate) ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6", value_name = "string")]
+    pub(crate) ip6: Option<String>,
     /// Add link to another container
     #[arg(long = "link", value_name = "list")]
     pub(crate) link: Vec<String>,

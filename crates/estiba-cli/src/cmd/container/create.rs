@@ -589,6 +589,7 @@ pub(crate) fn create_request(
         endpoints,
         &a.network_alias,
         a.ip.as_deref(),
+        a.ip6.as_deref(),
     );
 
     let entrypoint = match a.entrypoint.as_deref() {
