@@ -281,7 +281,22 @@ fn ipv6_networks_give_addresses_routes_names_and_dockers_errors() {
     ]);
     assert!(!v4.ok().stdout.contains("inet6"), "{v4}");
 
-    d.docker(&["rm", "-f", "c1", "c2"]).ok();
+    // network connect --ip6 to a running container.
+    sleeper(&d, "c3", "v4only");
+    let joined = addr6(&s1, 0x77);
+    d.docker(&["network", "connect", "--ip6", &joined, "v6a", "c3"])
+        .ok();
+    let eth1 = d
+        .docker(&["exec", "c3", "ip", "-6", "addr", "show", "eth1"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(eth1.contains(&format!("inet6 {joined}/64")), "{eth1}");
+    assert_eq!(inspect(&d, &f("GlobalIPv6Address"), "c3"), joined);
+    d.docker(&["exec", "c3", "ping", "-6", "-c", "1", "-W", "3", "c1"])
+        .ok();
+
+    d.docker(&["rm", "-f", "c1", "c2", "c3"]).ok();
     d.docker(&["network", "rm", "v6a", "v4only"]).ok();
 }
 
