@@ -44,10 +44,25 @@ time_ops() { # time_ops LABEL CLI: prints the mean ms of N creates, then of N re
   echo "network rm ($label): $(( (t2 - t1) / n / 1000000 )) ms mean over $n"
 }
 time_ops estibad "$E"
+api_ops() { # api_ops LABEL SOCKET: median ms of N POST /networks/create, then of N DELETEs (no CLI)
+  local label=$1 sock=$2 n=${RUNS:-20} i
+  for i in $(seq 1 "$n"); do
+    curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" -X POST \
+      -H 'Content-Type: application/json' -d "{\"Name\":\"api$i\"}" http://d/networks/create
+  done | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "POST /networks/create (%s): median %.1f ms of %d\n", l, a[int((NR+1)/2)]*1000, NR}'
+  for i in $(seq 1 "$n"); do
+    curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" -X DELETE "http://d/networks/api$i"
+  done | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "DELETE /networks/{id} (%s): median %.1f ms of %d\n", l, a[int((NR+1)/2)]*1000, NR}'
+}
+# The bridges removed above are still being deleted in the background (each deletion holds the
+# kernel's rtnl lock through an RCU grace period, which would stall the creates below).
+sleep 3
+api_ops estibad "$ESTIBA_SOCK"
 # For scale: the CLI start-up plus one round trip.
 hyperfine -N --runs "${RUNS:-20}" "$E version"
 if have_dockerd; then
   time_ops dockerd "$D"
+  api_ops dockerd "$DOCKERD_SOCK"
 fi
 # dockerd's bridge goes after dockerd has (common.sh's cleanup stops it).
 if [ -n "$ref_bridge" ]; then
