@@ -22,6 +22,15 @@ concurrent_runs() {
 }
 
 # avg_rss_kb PID...: average VmRSS in KiB.
+avg_pss_kb() { # average Pss of the PIDs (smaps_rollup), in KiB
+  [ $# -gt 0 ] || { echo 0; return; }
+  local total=0 p
+  for p in "$@"; do
+    total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+  done
+  echo $((total / $#))
+}
+
 avg_rss_kb() {
   [ $# -gt 0 ] || { echo 0; return; }
   echo $(($(rss_kb "$@") / $#))
@@ -34,7 +43,10 @@ echo "estibad: $N concurrent runs: $(concurrent_runs "$E") ms"
 echo "estibad: running: $(docker -H "$E" ps -q | wc -l)"
 echo "estibad RSS with $N containers: $(rss_kb "$ESTIBAD_PID") KiB"
 mapfile -t shims < <(pgrep -f "estiba-shim.*$BENCH_DIR" || true)
-echo "estiba-shim: ${#shims[@]} processes, average RSS $(avg_rss_kb "${shims[@]}") KiB"
+echo "estiba-shim: ${#shims[@]} processes, average RSS $(avg_rss_kb "${shims[@]}") KiB right after the runs"
+# An idle shim trims its resident set after 1 s (crates/estiba-shim/src/trim.rs).
+sleep 2
+echo "estiba-shim: average RSS $(avg_rss_kb "${shims[@]}") KiB, PSS $(avg_pss_kb "${shims[@]}") KiB after 2 s idle"
 
 if have_dockerd; then
   start_dockerd
@@ -46,5 +58,7 @@ if have_dockerd; then
   echo "dockerd RSS with $N containers: $(rss_kb "$DOCKERD_PID") KiB" \
     "(+ containerd $(rss_kb ${containerd:-}) KiB)"
   mapfile -t cshims < <(pgrep -f "containerd-shim.*-namespace moby" || true)
-  echo "containerd-shim: ${#cshims[@]} processes, average RSS $(avg_rss_kb "${cshims[@]}") KiB"
+  sleep 2
+  echo "containerd-shim: ${#cshims[@]} processes, average RSS $(avg_rss_kb "${cshims[@]}") KiB," \
+    "PSS $(avg_pss_kb "${cshims[@]}") KiB after 2 s idle"
 fi

@@ -418,3 +418,35 @@ fn ipv6_networks_are_isolated_publish_ports_and_leave_nothing() {
         "table ip6 {table} is left after the last IPv6 network"
     );
 }
+
+#[test]
+fn default_bridge_gets_ipv6_with_fixed_cidr_v6() {
+    let _host = HOST_SYSCTL.lock().unwrap_or_else(|e| e.into_inner());
+    let _restore = RestoreForwarding::save();
+    // A subnet of this test's own: its process ID and a per-run random part.
+    let pid = std::process::id() & 0xffff;
+    let salt = estiba_e2e::token();
+    let fixed = format!("fd5f:{pid:x}:{}::/64", &salt[..4]);
+    let d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", &fixed]);
+    let image = estiba_e2e::testimg::busybox().unwrap_or_else(|e| panic!("busybox: {e}"));
+    d.load(&[&image]);
+    assert_eq!(inspect(&d, "{{.EnableIPv6}}", "bridge"), "true");
+    let config = inspect(&d, "{{json .IPAM.Config}}", "bridge");
+    assert!(
+        config.contains(&format!(r#"{{"Subnet":"{fixed}"}}"#)),
+        "{config}"
+    );
+    d.docker(&["run", "-d", "--name", "b1", "busybox", "sleep", "120"])
+        .ok();
+    let ip6 = inspect(&d, "{{.NetworkSettings.GlobalIPv6Address}}", "b1");
+    assert_eq!(ip6, addr6(&fixed, 2));
+    assert_eq!(
+        inspect(&d, "{{.NetworkSettings.IPv6Gateway}}", "b1"),
+        addr6(&fixed, 1)
+    );
+    let ping = d.docker(&[
+        "run", "--rm", "busybox", "ping", "-6", "-c", "1", "-W", "3", &ip6,
+    ]);
+    ping.ok();
+    d.docker(&["rm", "-f", "b1"]).ok();
+}

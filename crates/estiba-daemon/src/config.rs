@@ -91,6 +91,12 @@ pub(crate) struct NetFlags {
     /// MTU of container interfaces.
     #[arg(long = "mtu", value_name = "BYTES")]
     pub(crate) mtu: Option<u32>,
+    /// Enable IPv6 networking on the default bridge network.
+    #[arg(long = "ipv6")]
+    pub(crate) ipv6: bool,
+    /// IPv6 subnet for the default bridge's containers (with --ipv6).
+    #[arg(long = "fixed-cidr-v6", value_name = "CIDR")]
+    pub(crate) fixed_cidr_v6: Option<String>,
     /// estibad: the nftables tables (families ip and ip6) this daemon owns.
     #[arg(long = "nft-table", value_name = "NAME", default_value = "estiba")]
     pub(crate) nft_table: String,
@@ -126,6 +132,8 @@ const KEYS: &[(&str, &str)] = &[
     ("bip", "bip"),
     ("default_address_pools", "default-address-pools"),
     ("mtu", "mtu"),
+    ("ipv6", "ipv6"),
+    ("fixed_cidr_v6", "fixed-cidr-v6"),
 ];
 
 /// daemon.json keys that have no flag here.

@@ -49,6 +49,13 @@ pub(crate) fn net_config(config: &Config) -> Result<estiba_net::NetConfig> {
     }
     net.nft_table = t.clone();
     net.mtu = f.mtu;
+    net.ipv6 = f.ipv6;
+    if let Some(c) = &f.fixed_cidr_v6 {
+        match estiba_net::Cidr6::parse(c) {
+            Some(c) => net.fixed_cidr_v6 = Some(c),
+            None => bail!("invalid value for --fixed-cidr-v6: invalid CIDR address: {c}"),
+        }
+    }
     Ok(net)
 }
 
@@ -69,6 +76,12 @@ pub(crate) fn flag_values(f: &NetFlags, m: &mut BTreeMap<&'static str, Value>) {
     if let Some(mtu) = f.mtu {
         m.insert("mtu", Value::from(mtu));
     }
+    if f.ipv6 {
+        m.insert("ipv6", Value::from(true));
+    }
+    if let Some(c) = &f.fixed_cidr_v6 {
+        m.insert("fixed-cidr-v6", Value::from(c.clone()));
+    }
 }
 
 /// The flags with daemon.json's `bridge`, `bip`, `default-address-pools` (dockerd's
@@ -80,7 +93,16 @@ pub(crate) fn merge_file(f: &NetFlags, file: &Map<String, Value>) -> Result<NetF
         reason: reason.to_string(),
     };
     let mut net = f.clone();
-    for (key, slot) in [("bridge", &mut net.bridge), ("bip", &mut net.bip)] {
+    match file.get("ipv6") {
+        None => {}
+        Some(Value::Bool(b)) => net.ipv6 = *b,
+        Some(_) => return Err(bad("ipv6", "expected a boolean")),
+    }
+    for (key, slot) in [
+        ("bridge", &mut net.bridge),
+        ("bip", &mut net.bip),
+        ("fixed-cidr-v6", &mut net.fixed_cidr_v6),
+    ] {
         match file.get(key) {
             None => {}
             Some(Value::String(s)) => *slot = Some(s.clone()),
@@ -170,6 +192,16 @@ mod tests {
         // Flags alone still work, and the file may set what the flags leave alone.
         let net = merged(&["--mtu", "1300"], json!({"bridge": "none"})).unwrap();
         assert_eq!((net.bridge.as_deref(), net.mtu), (Some("none"), Some(1300)));
+        let net = merged(&[], json!({"ipv6": true, "fixed-cidr-v6": "fd00:1::/64"})).unwrap();
+        assert!(net.ipv6);
+        assert_eq!(net.fixed_cidr_v6.as_deref(), Some("fd00:1::/64"));
+        assert_eq!(
+            merged(&["--ipv6"], json!({"ipv6": false})).unwrap_err(),
+            "unable to configure the Docker daemon with file /etc/d.json: the following directives are specified both as a flag and in the configuration file: ipv6: (from flag: true, from file: false)"
+        );
+        assert!(merged(&[], json!({"ipv6": "yes"}))
+            .unwrap_err()
+            .contains("ipv6"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use estiba_events::{Event, EventBus};
 use estiba_store::{Reader, Store};
 
 pub use dns::DNS_ADDR;
-pub use ipam::{Cidr, Pool};
+pub use ipam::{Cidr, Cidr6, Pool};
 pub use model::{EndpointRecord, NetworkRecord, SandboxRecord};
 pub use nft::PortMap;
 pub use sandbox::{EndpointRequest, SandboxRequest};
@@ -43,6 +43,10 @@ pub struct NetConfig {
     pub nft_table: String,
     /// `--mtu`.
     pub mtu: Option<u32>,
+    /// `--ipv6`: the default bridge has IPv6.
+    pub ipv6: bool,
+    /// `--fixed-cidr-v6`: the default bridge's IPv6 subnet (its gateway is the first address).
+    pub fixed_cidr_v6: Option<Cidr6>,
 }
 
 impl NetConfig {
@@ -56,6 +60,8 @@ impl NetConfig {
             pools: Vec::new(),
             nft_table: "estiba".to_string(),
             mtu: None,
+            ipv6: false,
+            fixed_cidr_v6: None,
         }
     }
 }

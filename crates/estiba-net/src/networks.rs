@@ -83,9 +83,17 @@ impl NetworkService {
                 ] {
                     options.insert(k.to_string(), v.to_string());
                 }
+                let v6 = self
+                    .config()
+                    .fixed_cidr_v6
+                    .filter(|_| self.config().ipv6)
+                    .and_then(|c| Some((c.network(), c.nth(1)?)));
                 let rec = NetworkRecord {
                     id: old.as_ref().map_or_else(new_id, |o| o.id.clone()),
                     name: "bridge".to_string(),
+                    enable_ipv6: self.config().ipv6,
+                    subnet6: v6.map(|(s, _)| s.to_string()).unwrap_or_default(),
+                    gateway6: v6.map(|(_, g)| g.to_string()).unwrap_or_default(),
                     driver: "bridge".to_string(),
                     created: old.as_ref().map_or_else(now, |o| o.created.clone()),
                     subnet: bip.network().to_string(),

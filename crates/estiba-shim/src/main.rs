@@ -13,6 +13,7 @@ mod runtime;
 mod sealed;
 mod server;
 mod stdio;
+mod trim;
 
 fn main() -> ExitCode {
     match ShimArgs::parse(std::env::args_os().skip(1)) {

@@ -177,7 +177,14 @@ struct Shim {
     recorded: Option<ExitInfo>,
     done: bool,
     execs: Vec<Exec>,
+    /// When the loop last handled an event.
+    last_activity: Instant,
+    /// The resident set was trimmed after the last event.
+    trimmed: bool,
 }
+
+/// How long the loop must have been idle before it trims its resident set (`trim.rs`).
+const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
 
 impl Shim {
     fn setup(args: &ShimArgs) -> Result<Shim> {
@@ -257,6 +264,8 @@ impl Shim {
             recorded: None,
             done: false,
             execs: Vec::new(),
+            last_activity: Instant::now(),
+            trimmed: false,
         })
     }
 
@@ -295,6 +304,13 @@ impl Shim {
             if let Some(d) = exec.deadline() {
                 shorten(d);
             }
+        }
+        // Idle for a while (the last poll timed out with nothing to do): trim right before
+        // blocking, so only the pages from here to the poll come back while idle. Otherwise
+        // wake up when the idle period is due.
+        let trim_now = !self.trimmed && now >= self.last_activity + IDLE_BEFORE_TRIM;
+        if !self.trimmed && !trim_now {
+            shorten(self.last_activity + IDLE_BEFORE_TRIM);
         }
 
         let backpressure = self.conns.iter().any(|c| match &c.phase {
@@ -352,6 +368,10 @@ impl Shim {
                 tv_nsec: 0,
             })
         });
+        if trim_now {
+            crate::trim::trim_resident_set();
+            self.trimmed = true;
+        }
         match poll(&mut fds, ts.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e).context("poll"),
@@ -362,6 +382,10 @@ impl Shim {
             .filter(|(_, r)| !r.is_empty())
             .collect();
         drop(fds);
+        if !ready.is_empty() {
+            self.last_activity = Instant::now();
+            self.trimmed = false;
+        }
 
         for (token, revents) in ready {
             match token {
