@@ -479,7 +479,7 @@ impl Context {
     /// context were the root (`..` stops there), the last one too when `follow_last`.
     /// Returns the resolved key ("" for the root), or `None` when something is missing.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Option<String>, BuildError> {
-        let mut pending: Vec<String> = parts(path);
+        let mut pending: Vec<String> = estiba_volume::path_components(path);
         pending.reverse();
         let mut resolved: Vec<String> = Vec::new();
         let mut followed = 0;
@@ -505,7 +505,7 @@ impl Context {
                     if target.starts_with('/') {
                         resolved.clear();
                     }
-                    let mut more = parts(target);
+                    let mut more = estiba_volume::path_components(target);
                     more.reverse();
                     pending.extend(more);
                 }
@@ -663,16 +663,6 @@ fn link_name(entry: &tar::Entry<'_, impl Read>) -> Result<String, BuildError> {
     Ok(target)
 }
 
-fn parts(path: &str) -> Vec<String> {
-    Path::new(path)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            Component::ParentDir => Some("..".to_string()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// A window of the spool file.
 struct SpoolReader<'f> {

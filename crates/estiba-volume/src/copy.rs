@@ -53,7 +53,9 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
     Ok(join(root, &resolved))
 }
 
-fn components(path: &str) -> Vec<String> {
+/// The parts of `path` as a walk in scope takes them: normal names and `..`; `/`, `.` and
+/// empty parts dropped. Shared with the builder's context, which resolves the same way.
+pub fn components(path: &str) -> Vec<String> {
     Path::new(path)
         .components()
         .filter_map(|c| match c {

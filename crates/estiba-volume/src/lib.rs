@@ -20,7 +20,7 @@ use estiba_store::{Reader, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 pub use archive::{MAX_IMPORT_ENTRIES, MAX_IMPORT_ENTRY_NAME_BYTES};
-pub use copy::resolve_in_root;
+pub use copy::{components as path_components, resolve_in_root};
 pub use copy::{copy_up, disk_usage};
 pub use name::validate_name;
 
