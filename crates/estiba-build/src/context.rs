@@ -663,7 +663,6 @@ fn link_name(entry: &tar::Entry<'_, impl Read>) -> Result<String, BuildError> {
     Ok(target)
 }
 
-
 /// A window of the spool file.
 struct SpoolReader<'f> {
     file: &'f File,

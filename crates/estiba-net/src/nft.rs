@@ -119,6 +119,44 @@ add rule {family} {table} output fib daddr type local jump publish
     )
 }
 
+/// Traffic from `net` (a bridge's subnet) leaving by another interface takes the host's
+/// address, unless the bridge is internal or its `enable_ip_masquerade` is false.
+fn masquerade(family: &str, table: &str, b: &BridgeRules, net: impl std::fmt::Display) -> String {
+    if !b.masquerade || b.internal {
+        return String::new();
+    }
+    let br = &b.bridge;
+    format!("add rule {family} {table} postrouting {family} saddr {net} oifname != \"{br}\" masquerade\n")
+}
+
+/// Traffic from one of `br`'s containers to a published port of another, through the host
+/// (hairpin), leaves with the host's address so the answer comes back the same way.
+fn hairpin(family: &str, table: &str, br: &str) -> String {
+    format!(
+        "add rule {family} {table} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat masquerade\n"
+    )
+}
+
+/// The forward rules of one bridge, the same in both families so IPv6 never reaches what IPv4
+/// keeps apart: an `--internal` bridge talks only to itself, and no bridge talks to another.
+fn forward_rules(family: &str, table: &str, b: &BridgeRules, bridges: &[BridgeRules]) -> String {
+    let br = &b.bridge;
+    let mut s = String::new();
+    if b.internal {
+        s.push_str(&format!(
+            "add rule {family} {table} forward iifname \"{br}\" oifname != \"{br}\" drop\n\
+             add rule {family} {table} forward oifname \"{br}\" iifname != \"{br}\" drop\n"
+        ));
+    }
+    if let Some(set) = others(bridges, br) {
+        s.push_str(&format!(
+            "add rule {family} {table} forward iifname \"{br}\" oifname {set} drop\n\
+             add rule {family} {table} forward oifname \"{br}\" iifname {set} drop\n"
+        ));
+    }
+    s
+}
+
 /// The IPv6 table: only while some bridge has an IPv6 subnet. Isolation covers every bridge
 /// (a bridge without IPv6 has no IPv6 address to route to, but costs two rules).
 fn script6(table: &str, bridges: &[BridgeRules]) -> String {
@@ -129,27 +167,10 @@ fn script6(table: &str, bridges: &[BridgeRules]) -> String {
     for b in bridges {
         let br = &b.bridge;
         if let Some(net) = b.subnet6.map(Cidr6::network) {
-            if b.masquerade && !b.internal {
-                s.push_str(&format!(
-                    "add rule ip6 {table} postrouting ip6 saddr {net} oifname != \"{br}\" masquerade\n"
-                ));
-            }
-            s.push_str(&format!(
-                "add rule ip6 {table} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat masquerade\n"
-            ));
+            s.push_str(&masquerade("ip6", table, b, net));
+            s.push_str(&hairpin("ip6", table, br));
         }
-        if b.internal {
-            s.push_str(&format!(
-                "add rule ip6 {table} forward iifname \"{br}\" oifname != \"{br}\" drop\n\
-                 add rule ip6 {table} forward oifname \"{br}\" iifname != \"{br}\" drop\n"
-            ));
-        }
-        if let Some(set) = others(bridges, br) {
-            s.push_str(&format!(
-                "add rule ip6 {table} forward iifname \"{br}\" oifname {set} drop\n\
-                 add rule ip6 {table} forward oifname \"{br}\" iifname {set} drop\n"
-            ));
-        }
+        s.push_str(&forward_rules("ip6", table, b, bridges));
     }
     s
 }
@@ -162,28 +183,13 @@ fn script4(table: &str, bridges: &[BridgeRules]) -> String {
     let mut s = chains("ip", table, "ports");
     for b in bridges {
         let (br, net) = (&b.bridge, b.subnet.network());
-        if b.masquerade && !b.internal {
-            s.push_str(&format!(
-                "add rule ip {table} postrouting ip saddr {net} oifname != \"{br}\" masquerade\n"
-            ));
-        }
+        s.push_str(&masquerade("ip", table, b, net));
         // Published ports reached from the host's loopback or from the same bridge (hairpin).
         s.push_str(&format!(
-            "add rule ip {table} postrouting oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade\n\
-             add rule ip {table} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat masquerade\n"
+            "add rule ip {table} postrouting oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade\n"
         ));
-        if b.internal {
-            s.push_str(&format!(
-                "add rule ip {table} forward iifname \"{br}\" oifname != \"{br}\" drop\n\
-                 add rule ip {table} forward oifname \"{br}\" iifname != \"{br}\" drop\n"
-            ));
-        }
-        if let Some(set) = others(bridges, br) {
-            s.push_str(&format!(
-                "add rule ip {table} forward iifname \"{br}\" oifname {set} drop\n\
-                 add rule ip {table} forward oifname \"{br}\" iifname {set} drop\n"
-            ));
-        }
+        s.push_str(&hairpin("ip", table, br));
+        s.push_str(&forward_rules("ip", table, b, bridges));
     }
     s
 }
