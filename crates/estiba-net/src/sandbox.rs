@@ -259,11 +259,8 @@ impl NetworkService {
     ) -> Result<EndpointRecord, NetError> {
         let _g = self.guard();
         let subnet = Cidr::parse(&net.subnet).ok_or_else(|| internal("bad subnet"))?;
-        let mut taken: BTreeSet<Ipv4Addr> = self
-            .endpoints(Some(&net.id))?
-            .into_iter()
-            .filter_map(|e| e.ip)
-            .collect();
+        let others = self.endpoints(Some(&net.id))?;
+        let mut taken: BTreeSet<Ipv4Addr> = others.iter().filter_map(|e| e.ip).collect();
         if let Ok(gw) = net.gateway.parse() {
             taken.insert(gw);
         }
@@ -293,39 +290,8 @@ impl NetworkService {
             }
             ip
         };
-        let (ip6, prefix6) = match net.ipv6() {
-            Some(subnet6) => {
-                let mut taken6: BTreeSet<Ipv6Addr> = self
-                    .endpoints(Some(&net.id))?
-                    .into_iter()
-                    .filter_map(|e| e.ip6)
-                    .collect();
-                if let Ok(gw) = net.gateway6.parse() {
-                    taken6.insert(gw);
-                }
-                let ip6 = if ep.ipv6.is_empty() {
-                    ipam::lowest_free6(subnet6, &taken6).ok_or_else(|| {
-                        NetError::Forbidden(format!(
-                            "no available IPv6 addresses on this network's address pools: {} ({})",
-                            net.name, net.id
-                        ))
-                    })?
-                } else {
-                    let ip6 = check_ipv6(net, &ep.ipv6)?;
-                    if taken6.contains(&ip6) {
-                        return Err(NetError::Forbidden("Address already in use".into()));
-                    }
-                    ip6
-                };
-                (Some(ip6), subnet6.prefix)
-            }
-            None if !ep.ipv6.is_empty() => {
-                return Err(check_ipv6(net, &ep.ipv6)
-                    .err()
-                    .unwrap_or_else(|| internal("no IPv6 subnet")))
-            }
-            None => (None, 0),
-        };
+        let ip6 = allocate6(net, &others, &ep.ipv6)?;
+        let prefix6 = net.ipv6().map_or(0, |s| s.prefix);
         let mut aliases = ep.aliases.clone();
         if net.name != "bridge" {
             aliases.retain(|a| !a.is_empty());
@@ -671,6 +637,40 @@ impl NetworkService {
         self.drop_endpoint(container_id, &net.id);
         self.publish("disconnect", &net, Some(container_id));
         Ok(())
+    }
+}
+
+/// The IPv6 address of a new endpoint of `net` (`None` without IPv6): `requested` (`--ip6`) if
+/// valid and free, else the lowest free one. `others`: the network's endpoints.
+fn allocate6(
+    net: &NetworkRecord,
+    others: &[EndpointRecord],
+    requested: &str,
+) -> Result<Option<Ipv6Addr>, NetError> {
+    // Checked first: it also refuses `--ip6` on a network without IPv6.
+    let requested = (!requested.is_empty())
+        .then(|| check_ipv6(net, requested))
+        .transpose()?;
+    let Some(subnet6) = net.ipv6() else {
+        return Ok(None);
+    };
+    let mut taken: BTreeSet<Ipv6Addr> = others.iter().filter_map(|e| e.ip6).collect();
+    if let Ok(gw) = net.gateway6.parse() {
+        taken.insert(gw);
+    }
+    match requested {
+        Some(ip) if taken.contains(&ip) => {
+            Err(NetError::Forbidden("Address already in use".into()))
+        }
+        Some(ip) => Ok(Some(ip)),
+        None => ipam::lowest_free6(subnet6, &taken)
+            .map(Some)
+            .ok_or_else(|| {
+                NetError::Forbidden(format!(
+                    "no available IPv6 addresses on this network's address pools: {} ({})",
+                    net.name, net.id
+                ))
+            }),
     }
 }
 
