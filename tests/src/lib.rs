@@ -560,6 +560,16 @@ impl Daemon {
         self.run(Cli::Estiba, args)
     }
 
+    /// `docker inspect -f format object`, trimmed; panics if the command fails.
+    #[track_caller]
+    pub fn inspect_format(&self, format: &str, object: &str) -> String {
+        self.docker(&["inspect", "-f", format, object])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
     /// Writes `images` as a tarball in the temp dir and returns its path.
     pub fn write_tarball(
         &self,

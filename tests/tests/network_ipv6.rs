@@ -45,14 +45,6 @@ fn addr6(subnet: &str, n: u32) -> String {
     format!("{}{n:x}", subnet.trim_end_matches("/64"))
 }
 
-fn inspect(d: &Daemon, format: &str, object: &str) -> String {
-    d.docker(&["inspect", "-f", format, object])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned()
-}
-
 fn sleeper(d: &Daemon, name: &str, network: &str) {
     d.docker(&[
         "run",
@@ -105,8 +97,8 @@ fn ipv6_networks_give_addresses_routes_names_and_dockers_errors() {
 
     d.docker(&["network", "create", "--ipv6", "--subnet", &s1, "v6a"])
         .ok();
-    assert_eq!(inspect(&d, "{{.EnableIPv6}}", "v6a"), "true");
-    let config = inspect(&d, "{{json .IPAM.Config}}", "v6a");
+    assert_eq!(d.inspect_format("{{.EnableIPv6}}", "v6a"), "true");
+    let config = d.inspect_format("{{json .IPAM.Config}}", "v6a");
     assert!(
         config.ends_with(&format!(r#",{{"Subnet":"{s1}"}}]"#)),
         "{config}"
@@ -123,12 +115,15 @@ fn ipv6_networks_give_addresses_routes_names_and_dockers_errors() {
     sleeper(&d, "c1", "v6a");
     sleeper(&d, "c2", "v6a");
     let f = |k: &str| format!("{{{{.NetworkSettings.Networks.v6a.{k}}}}}");
-    assert_eq!(inspect(&d, &f("GlobalIPv6Address"), "c1"), addr6(&s1, 2));
-    assert_eq!(inspect(&d, &f("GlobalIPv6PrefixLen"), "c1"), "64");
-    assert_eq!(inspect(&d, &f("IPv6Gateway"), "c1"), addr6(&s1, 1));
-    let c2 = inspect(&d, &f("GlobalIPv6Address"), "c2");
+    assert_eq!(
+        d.inspect_format(&f("GlobalIPv6Address"), "c1"),
+        addr6(&s1, 2)
+    );
+    assert_eq!(d.inspect_format(&f("GlobalIPv6PrefixLen"), "c1"), "64");
+    assert_eq!(d.inspect_format(&f("IPv6Gateway"), "c1"), addr6(&s1, 1));
+    let c2 = d.inspect_format(&f("GlobalIPv6Address"), "c2");
     assert_eq!(c2, addr6(&s1, 3));
-    let members = inspect(&d, "{{json .Containers}}", "v6a");
+    let members = d.inspect_format("{{json .Containers}}", "v6a");
     assert!(
         members.contains(&format!(r#""IPv6Address":"{c2}/64""#)),
         "{members}"
@@ -162,7 +157,7 @@ fn ipv6_networks_give_addresses_routes_names_and_dockers_errors() {
         .ok()
         .stdout
         .clone();
-    let hostname = inspect(&d, "{{.Config.Hostname}}", "c1");
+    let hostname = d.inspect_format("{{.Config.Hostname}}", "c1");
     assert!(
         hosts.contains(&format!("{}\t{hostname}\n", addr6(&s1, 2))),
         "{hosts}"
@@ -292,7 +287,7 @@ fn ipv6_networks_give_addresses_routes_names_and_dockers_errors() {
         .stdout
         .clone();
     assert!(eth1.contains(&format!("inet6 {joined}/64")), "{eth1}");
-    assert_eq!(inspect(&d, &f("GlobalIPv6Address"), "c3"), joined);
+    assert_eq!(d.inspect_format(&f("GlobalIPv6Address"), "c3"), joined);
     d.docker(&["exec", "c3", "ping", "-6", "-c", "1", "-W", "3", "c1"])
         .ok();
 
@@ -395,7 +390,7 @@ fn ipv6_networks_are_isolated_publish_ports_and_leave_nothing() {
         &hairpin,
     ]);
     assert_eq!(got.ok().stdout, "hello6\n", "{got}");
-    let inspect_ports = inspect(&d, "{{json .NetworkSettings.Ports}}", "web");
+    let inspect_ports = d.inspect_format("{{json .NetworkSettings.Ports}}", "web");
     assert!(inspect_ports.contains(&port.to_string()), "{inspect_ports}");
 
     // Stopping the container withdraws its IPv6 port; removing the networks drops the table.
@@ -430,18 +425,18 @@ fn default_bridge_gets_ipv6_with_fixed_cidr_v6() {
     let d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", &fixed]);
     let image = estiba_e2e::testimg::busybox().unwrap_or_else(|e| panic!("busybox: {e}"));
     d.load(&[&image]);
-    assert_eq!(inspect(&d, "{{.EnableIPv6}}", "bridge"), "true");
-    let config = inspect(&d, "{{json .IPAM.Config}}", "bridge");
+    assert_eq!(d.inspect_format("{{.EnableIPv6}}", "bridge"), "true");
+    let config = d.inspect_format("{{json .IPAM.Config}}", "bridge");
     assert!(
         config.contains(&format!(r#"{{"Subnet":"{fixed}"}}"#)),
         "{config}"
     );
     d.docker(&["run", "-d", "--name", "b1", "busybox", "sleep", "120"])
         .ok();
-    let ip6 = inspect(&d, "{{.NetworkSettings.GlobalIPv6Address}}", "b1");
+    let ip6 = d.inspect_format("{{.NetworkSettings.GlobalIPv6Address}}", "b1");
     assert_eq!(ip6, addr6(&fixed, 2));
     assert_eq!(
-        inspect(&d, "{{.NetworkSettings.IPv6Gateway}}", "b1"),
+        d.inspect_format("{{.NetworkSettings.IPv6Gateway}}", "b1"),
         addr6(&fixed, 1)
     );
     let ping = d.docker(&[
@@ -449,4 +444,65 @@ fn default_bridge_gets_ipv6_with_fixed_cidr_v6() {
     ]);
     ping.ok();
     d.docker(&["rm", "-f", "b1"]).ok();
+}
+
+/// `estiba network create` pairs each `--gateway` with the `--subnet` that contains it, in
+/// whatever order they come, as docker's CLI does; one that fits no subnet is refused before
+/// anything is created.
+#[test]
+fn estiba_cli_pairs_gateways_with_their_subnets() {
+    let d = daemon_with_busybox();
+    let s6 = subnet6(&d, 7);
+    let gw6 = addr6(&s6, 0xfe);
+    // Inside this daemon's own pool (base=10.N.0.0/16), so no other test's bridge is near.
+    let pool = &d.net().expect("network args").pool;
+    let base = pool["base=".len()..]
+        .split(".0.0/")
+        .next()
+        .expect("pool base");
+    let v4 = format!("{base}.200.0/24");
+    let gw4 = format!("{base}.200.9");
+    d.estiba(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &v4,
+        "--subnet",
+        &s6,
+        "--gateway",
+        &gw6,
+        "--gateway",
+        &gw4,
+        "paired",
+    ])
+    .ok();
+    let config = d.inspect_format("{{json .IPAM.Config}}", "paired");
+    assert_eq!(
+        config,
+        format!(r#"[{{"Subnet":"{v4}","Gateway":"{gw4}"}},{{"Subnet":"{s6}","Gateway":"{gw6}"}}]"#)
+    );
+    let stray = d.estiba(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.254.78.0/24",
+        "--gateway",
+        "10.254.79.1",
+        "stray",
+    ]);
+    stray.fails_with(1);
+    assert!(
+        stray
+            .stderr
+            .contains("no matching subnet for gateway 10.254.79.1"),
+        "{stray}"
+    );
+    let ls = d
+        .docker(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(!ls.contains("stray"), "{ls}");
+    d.docker(&["network", "rm", "paired"]).ok();
 }

@@ -6,14 +6,6 @@ use std::process::Command;
 
 use estiba_e2e::{daemon_with_busybox, run_command, testimg, Daemon};
 
-fn inspect(d: &Daemon, format: &str, object: &str) -> String {
-    d.docker(&["inspect", "-f", format, object])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned()
-}
-
 fn pings(d: &Daemon, network: &str, target: &str) -> bool {
     let args = [
         "run",
@@ -52,16 +44,16 @@ fn enable_icc_false_isolates_containers_of_one_network() {
         .ok();
     }
     let f = |n: &str| format!("{{{{.NetworkSettings.Networks.{n}.IPAddress}}}}");
-    let on_icc = inspect(&d, &f("icc"), "icc-c");
-    let on_noicc = inspect(&d, &f("noicc"), "noicc-c");
+    let on_icc = d.inspect_format(&f("icc"), "icc-c");
+    let on_noicc = d.inspect_format(&f("noicc"), "noicc-c");
     assert!(pings(&d, "icc", &on_icc), "icc=true must reach {on_icc}");
     assert!(
         !pings(&d, "noicc", &on_noicc),
         "icc=false must not reach {on_noicc}"
     );
-    let gw = inspect(&d, "{{(index .IPAM.Config 0).Gateway}}", "noicc");
+    let gw = d.inspect_format("{{(index .IPAM.Config 0).Gateway}}", "noicc");
     assert!(pings(&d, "noicc", &gw), "the gateway {gw} stays reachable");
-    let opts = inspect(&d, "{{json .Options}}", "noicc");
+    let opts = d.inspect_format("{{json .Options}}", "noicc");
     assert_eq!(opts, r#"{"com.docker.network.bridge.enable_icc":"false"}"#);
     d.docker(&["rm", "-f", "icc-c", "noicc-c"]).ok();
     d.docker(&["network", "rm", "icc", "noicc"]).ok();

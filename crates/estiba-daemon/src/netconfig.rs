@@ -157,6 +157,10 @@ mod tests {
     use crate::config::{given_flags, merge, Flags};
 
     fn merged(args: &[&str], file: Value) -> Result<NetFlags, String> {
+        merged_config(args, file).map(|c| c.net)
+    }
+
+    fn merged_config(args: &[&str], file: Value) -> Result<Config, String> {
         let mut argv = vec!["estibad"];
         argv.extend_from_slice(args);
         let matches = Flags::command()
@@ -171,8 +175,47 @@ mod tests {
             Some(&file),
             Some(std::path::Path::new("/etc/d.json")),
         )
-        .map(|c| c.net)
         .map_err(|e| e.to_string())
+    }
+
+    /// The network service's configuration from flags; the daemon refuses to start on an error.
+    fn net(args: &[&str]) -> Result<estiba_net::NetConfig, String> {
+        let config = merged_config(args, json!({}))?;
+        net_config(&config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_network_flags_are_refused_with_their_value() {
+        for (args, want) in [
+            (
+                &["--fixed-cidr-v6", "fd00::/129"][..],
+                "invalid value for --fixed-cidr-v6: invalid CIDR address: fd00::/129",
+            ),
+            (
+                &["--fixed-cidr-v6", "10.0.0.0/8"][..],
+                "invalid value for --fixed-cidr-v6: invalid CIDR address: 10.0.0.0/8",
+            ),
+            (
+                &["--bip", "10.1.2/24"][..],
+                "invalid value for --bip: invalid CIDR address: 10.1.2/24",
+            ),
+            (
+                &["-b", "a-bridge-name-too-long"][..],
+                "invalid bridge name: a-bridge-name-too-long",
+            ),
+            (
+                &["--nft-table", "bad table"][..],
+                "invalid --nft-table name: bad table",
+            ),
+        ] {
+            assert_eq!(net(args).unwrap_err(), want, "{args:?}");
+        }
+        let ok = net(&["--ipv6", "--fixed-cidr-v6", "fd00:1::/64"]).unwrap();
+        assert!(ok.ipv6);
+        assert_eq!(
+            ok.fixed_cidr_v6.map(|c| c.to_string()).as_deref(),
+            Some("fd00:1::/64")
+        );
     }
 
     use super::*;
