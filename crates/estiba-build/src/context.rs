@@ -176,7 +176,21 @@ struct Store<'d> {
     map_budget: u64,
 }
 
-impl Store<'_> {
+impl<'d> Store<'d> {
+    /// An empty store: `budget` bytes on the heap, `map_budget` in mappings, the rest spooled
+    /// in `spool_dir`.
+    fn new(spool_dir: &'d Path, budget: u64, map_budget: u64) -> Store<'d> {
+        Store {
+            spool_dir,
+            spool: None,
+            spool_len: 0,
+            memory: 0,
+            budget,
+            mapped: 0,
+            map_budget,
+        }
+    }
+
     /// Reads `size` bytes from `r`, hashing them as they come; returns the digest and where
     /// they are kept.
     fn take(&mut self, r: &mut dyn Read, size: u64) -> Result<Kind, BuildError> {
@@ -326,15 +340,7 @@ impl Context {
         };
         let mut archive = tar::Archive::new(reader);
         let mut ctx = Context::empty();
-        let mut store = Store {
-            spool_dir,
-            spool: None,
-            spool_len: 0,
-            memory: 0,
-            budget: memory_budget,
-            mapped: 0,
-            map_budget,
-        };
+        let mut store = Store::new(spool_dir, memory_budget, map_budget);
         let (mut count, mut bytes) = (0u64, 0u64);
         for entry in archive.entries().map_err(ctx_err)? {
             let mut entry = entry.map_err(ctx_err)?;
@@ -618,15 +624,7 @@ impl Context {
         files: Vec<ExtraFile<'_>>,
     ) -> Result<Context, BuildError> {
         let mut ctx = Context::empty();
-        let mut store = Store {
-            spool_dir,
-            spool: None,
-            spool_len: 0,
-            memory: 0,
-            budget: MAX_MEMORY_BYTES,
-            mapped: 0,
-            map_budget: MAX_MAPPED_BYTES,
-        };
+        let mut store = Store::new(spool_dir, MAX_MEMORY_BYTES, MAX_MAPPED_BYTES);
         for mut f in files {
             let kind = store.take_all(&mut f.content)?;
             let key = format!("{dir}/{}", f.name);
