@@ -451,6 +451,8 @@ fn default_bridge_gets_ipv6_with_fixed_cidr_v6() {
 /// anything is created.
 #[test]
 fn estiba_cli_pairs_gateways_with_their_subnets() {
+    let _host = HOST_SYSCTL.lock().unwrap_or_else(|e| e.into_inner());
+    let _restore = RestoreForwarding::save();
     let d = daemon_with_busybox();
     let s6 = subnet6(&d, 7);
     let gw6 = addr6(&s6, 0xfe);
