@@ -354,6 +354,27 @@ impl Daemon {
                     left.extend(entries.flatten().map(|e| e.path().display().to_string()));
                 }
             }
+            // The runtimes' state: one directory per container, and estiba-runtime's derived
+            // bundles; its cache of compiled seccomp filters (`.seccomp`) stays.
+            if let Ok(runtimes) = std::fs::read_dir(self.exec_root().join("runtime")) {
+                for runtime in runtimes.flatten() {
+                    let entries = std::fs::read_dir(runtime.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .chain(
+                            std::fs::read_dir(runtime.path().join(".bundles"))
+                                .into_iter()
+                                .flatten()
+                                .flatten(),
+                        );
+                    left.extend(
+                        entries
+                            .filter(|e| e.file_name() != ".seccomp" && e.file_name() != ".bundles")
+                            .map(|e| e.path().display().to_string()),
+                    );
+                }
+            }
             left.extend(
                 disk::mounts_under(self.dir())
                     .into_iter()

@@ -48,6 +48,20 @@ fn host_cap_bnd() -> String {
         .unwrap_or_default()
 }
 
+/// Writes a user profile that refuses mkdir with EPERM under `dir`; its path and the
+/// `--security-opt` naming it.
+fn no_mkdir_profile(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let profile = dir.join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW",
+            "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    (profile, opt)
+}
+
 #[test]
 fn seccomp_profiles_and_no_new_privileges() {
     let d = daemon_with_busybox();
@@ -91,14 +105,7 @@ fn seccomp_profiles_and_no_new_privileges() {
 
     // A user profile: the docker CLI reads the file and sends its JSON.
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile.json");
-    std::fs::write(
-        &profile,
-        r#"{"defaultAction":"SCMP_ACT_ALLOW",
-            "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
-    )
-    .unwrap();
-    let opt = format!("seccomp={}", profile.display());
+    let (profile, opt) = no_mkdir_profile(dir.path());
     let out = d.docker(&[
         "run",
         "--rm",
@@ -136,6 +143,80 @@ fn seccomp_profiles_and_no_new_privileges() {
         run_sh(&d, &[], "grep NoNewPrivs /proc/self/status"),
         "NoNewPrivs:\t0\n"
     );
+    assert_clean(&d, &[]);
+}
+
+/// estiba-runtime installs a filter compiled ahead (and cached) right before exec, lifting
+/// CAP_SYS_ADMIN and CAP_SETPCAP for that moment: the process that runs must see exactly the
+/// capabilities and the filter it would have had otherwise, in `run` and in `exec`.
+#[test]
+fn precompiled_filter_leaves_capabilities_as_asked() {
+    let d = daemon_with_busybox();
+    let status = "grep -E 'Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp:' /proc/self/status; \
+                  unshare -U true 2>/dev/null || echo refused";
+    let root = "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\n\
+                CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n\
+                CapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nrefused\n";
+    let nobody = "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
+                  CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n\
+                  CapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nrefused\n";
+    assert_eq!(run_sh(&d, &[], status), root);
+    assert_eq!(run_sh(&d, &["-u", "nobody"], status), nobody);
+    // SETPCAP dropped by the user: it must not come back from the lift.
+    assert_eq!(
+        run_sh(
+            &d,
+            &["--cap-drop", "SETPCAP"],
+            "grep -E 'CapEff|CapBnd' /proc/self/status"
+        ),
+        "CapEff:\t00000000a80424fb\nCapBnd:\t00000000a80424fb\n"
+    );
+
+    d.docker(&["run", "-d", "--name", "conf", "busybox", "sleep", "600"])
+        .ok();
+    let exec = |flags: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["conf", "sh", "-c", status]);
+        let out = d.docker(&args);
+        out.ok();
+        out.stdout
+    };
+    assert_eq!(exec(&[]), root);
+    assert_eq!(exec(&["-u", "nobody"]), nobody);
+    // The container's own process too (pid 1: sleep, started under the filter).
+    let out = d.docker(&[
+        "exec",
+        "conf",
+        "grep",
+        "-E",
+        "Seccomp:|CapEff",
+        "/proc/1/status",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n");
+    d.docker(&["rm", "-f", "conf"]).ok();
+
+    // A user profile is compiled and applied the same way, in exec as well.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, opt) = no_mkdir_profile(dir.path());
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "conf2",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let out = d.docker(&["exec", "conf2", "mkdir", "/x"]);
+    out.fails_with(1);
+    assert!(out.stderr.contains("Operation not permitted"), "{out}");
+    d.docker(&["exec", "conf2", "touch", "/y"]).ok();
+    d.docker(&["rm", "-f", "conf2"]).ok();
     assert_clean(&d, &[]);
 }
 

@@ -12,7 +12,7 @@ use oci_spec::runtime::{Process, User};
 use rustix::process::Pid;
 
 use crate::cli::ExecArgs;
-use crate::{container, reap};
+use crate::{container, reap, workload};
 
 /// runc's exit status for a process killed by a signal: 128 + the signal number.
 const SIGNAL_EXIT_OFFSET: i32 = 128;
@@ -31,21 +31,42 @@ pub(crate) fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
 
     // The process spec always goes to libcontainer as a file: its flag path cannot express a
     // terminal, and defaults the user to root where runc keeps the container's user.
-    let (process_file, remove_after) = match &args.process {
-        Some(p) => (p.clone(), false),
-        None => {
-            let spec = container::read_spec(&c.state.bundle)?;
-            let base = spec.process().clone().unwrap_or_default();
-            let process = process_from_flags(base, args)?;
+    let filter = workload::filter_of(&c.state.bundle)?;
+    let (process_file, remove_after, executor) = match (&args.process, filter) {
+        (Some(p), None) => (p.clone(), false, None),
+        (given, filter) => {
+            let mut process = match given {
+                Some(p) => read_process(p)?,
+                None => {
+                    let bundle = workload::original_bundle(&c.state.bundle);
+                    let spec = container::read_spec(&bundle)?;
+                    process_from_flags(spec.process().clone().unwrap_or_default(), args)?
+                }
+            };
+            // A container with a precompiled filter runs its execs under it too (the derived
+            // spec libcontainer reads has no profile).
+            let executor = match filter {
+                Some(filter) => {
+                    let lift = workload::Lift::apply(&mut process).with_context(|| {
+                        "exec process without capabilities in a container with a seccomp filter"
+                    })?;
+                    Some(workload::FilterExecutor::new(filter, lift))
+                }
+                None => None,
+            };
             let path = dir.join(format!("exec-{}.json", std::process::id()));
             let json = serde_json::to_vec(&process).context("serialize exec process")?;
             std::fs::write(&path, json)
                 .with_context(|| format!("write exec process {}", path.display()))?;
-            (path, true)
+            (path, true, executor)
         }
     };
 
-    let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+    let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::default());
+    if let Some(executor) = executor {
+        builder = builder.with_executor(executor);
+    }
+    let built = builder
         .with_root_path(root)
         .and_then(|b| {
             b.with_console_socket(args.console_socket.as_ref())
@@ -92,6 +113,25 @@ fn wait_exit_status(pid: Pid) -> anyhow::Result<i32> {
             Err(e) => return Err(e).context("wait for exec process"),
         }
     }
+}
+
+/// Most bytes of a process.json read.
+const MAX_PROCESS_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A `--process` file.
+fn read_process(path: &Path) -> anyhow::Result<Process> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PROCESS_BYTES + 1).read_to_end(&mut data))
+        .with_context(|| format!("read process {}", path.display()))?;
+    if data.len() as u64 > MAX_PROCESS_BYTES {
+        bail!(
+            "{} is larger than {MAX_PROCESS_BYTES} bytes",
+            path.display()
+        );
+    }
+    serde_json::from_slice(&data).with_context(|| format!("parse process {}", path.display()))
 }
 
 /// The container's process spec with the exec flags applied, as runc's `exec` builds it.

@@ -11,7 +11,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use crate::cli::{CreateArgs, DeleteArgs, KillArgs};
 use crate::execerr;
 use crate::signal::parse_signal;
-use crate::{container, reap};
+use crate::{container, reap, workload};
 
 /// Creates the container: namespaces, cgroup, rootfs, and an init process that waits for
 /// `start`. Our stdio becomes the container process's stdio.
@@ -31,12 +31,21 @@ pub(crate) fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<()> {
     }
     // Parsed here as well as in libcontainer, so that a bad spec gets its parse error (with line
     // and column) rather than libcontainer's bare "oci spec error".
-    container::read_spec(&bundle)?;
+    let spec = container::read_spec(&bundle)?;
     if container::exists(root, &args.id)? {
         bail!("container with id exists: {}", args.id);
     }
     let dir = container::container_dir(root, &args.id)?;
-    let result = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+    let prepared = workload::prepare(root, &args.id, &bundle, &spec)?;
+    let (init_bundle, executor) = match prepared {
+        Some(p) => (p.bundle, Some(p.executor)),
+        None => (bundle.clone(), None),
+    };
+    let mut builder = ContainerBuilder::new(args.id.clone(), SyscallType::default());
+    if let Some(executor) = executor {
+        builder = builder.with_executor(executor);
+    }
+    let result = builder
         .with_pid_file(args.pid_file.as_ref())
         .and_then(|b| b.with_root_path(root))
         .and_then(|b| {
@@ -45,7 +54,7 @@ pub(crate) fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<()> {
                 .validate_id()
         })
         .and_then(|b| {
-            b.as_init(&bundle)
+            b.as_init(&init_bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .with_no_pivot(args.no_pivot)
@@ -64,6 +73,7 @@ pub(crate) fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<()> {
             // (saving its config, the console socket): leave nothing behind either way.
             reap::reap_all_children();
             cleanup_failed_create(root, &args.id, &dir);
+            workload::remove(root, &args.id);
             // libcontainer's wording for a command it cannot execute is its own; say what runc
             // says, whose wording the docker CLI turns into exit codes 126 and 127.
             let err = anyhow::Error::new(e).context("create container");
@@ -135,6 +145,7 @@ pub(crate) fn kill(root: &Path, args: &KillArgs) -> anyhow::Result<()> {
 pub(crate) fn delete(root: &Path, args: &DeleteArgs) -> anyhow::Result<()> {
     if args.force && !container::exists(root, &args.id)? {
         container::validate_id(&args.id)?;
+        workload::remove(root, &args.id);
         return Ok(());
     }
     let mut c = container::load(root, &args.id)?;
@@ -150,7 +161,9 @@ pub(crate) fn delete(root: &Path, args: &DeleteArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    c.delete(args.force).context("delete container")
+    c.delete(args.force).context("delete container")?;
+    workload::remove(root, &args.id);
+    Ok(())
 }
 
 pub(crate) fn pause(root: &Path, id: &str) -> anyhow::Result<()> {

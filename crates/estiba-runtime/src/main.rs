@@ -11,8 +11,11 @@ mod features;
 mod lifecycle;
 mod log;
 mod reap;
+mod seccomp;
+mod seccomp_install;
 mod signal;
 mod state;
+mod workload;
 
 use std::process::ExitCode;
 

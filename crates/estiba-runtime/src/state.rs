@@ -43,7 +43,7 @@ pub(crate) fn state(root: &Path, id: &str) -> anyhow::Result<StateOutput> {
         id: st.id.clone(),
         pid,
         status: status_name(st.status),
-        bundle: st.bundle.clone(),
+        bundle: crate::workload::original_bundle(&st.bundle),
         rootfs,
         created: st
             .created

@@ -747,3 +747,78 @@ fn terminal_master_is_sent_over_the_console_socket() {
     b.ok(&["delete", &b.id]);
     assert_cleaned_up(&b);
 }
+
+/// A spec's seccomp profile is compiled once into the state root's cache and installed in the
+/// container's init and in each exec (a process file's too); `state` reports the caller's
+/// bundle, and `delete` leaves no derived bundle behind.
+#[test]
+fn seccomp_filter_is_compiled_ahead_and_applied_to_init_and_execs() {
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]
+    });
+    let b = Bundle::with_spec(
+        "seccomp",
+        &[
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status; mkdir /x 2>&1; sleep 100",
+        ],
+        |spec| spec["linux"]["seccomp"] = profile,
+    );
+    let (mut out, status) = b.create();
+    assert!(status.success(), "create failed");
+    assert_eq!(b.state()["bundle"], b.bundle().display().to_string());
+    let derived = b.root().join(".bundles").join(&b.id);
+    assert!(derived.join("config.json").is_file());
+    let cached: Vec<_> = fs::read_dir(b.root().join(".seccomp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    b.ok(&["start", &b.id]);
+    let mut first = String::new();
+    let mut buf = [0u8; 256];
+    while first.lines().count() < 2 {
+        let n = out.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "init output ended early: {first:?}");
+        first.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(
+        first,
+        "Seccomp:\t2\nmkdir: can't create directory '/x': Operation not permitted\n"
+    );
+
+    let out = b.run(&[
+        "exec",
+        &b.id,
+        "sh",
+        "-c",
+        "mkdir /y || echo refused; touch /z && echo ok",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "refused\nok\n");
+    let process = json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+        "args": ["sh", "-c", "mkdir /w"], "env": ["PATH=/bin"],
+        "capabilities": { "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"] }
+    });
+    let pfile = b.dir.path().join("process.json");
+    fs::write(&pfile, process.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = b
+        .cmd(&["exec", "--process"])
+        .arg(&pfile)
+        .arg(&b.id)
+        .output()
+        .unwrap_or_else(|e| panic!("exec: {e}"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+
+    b.ok(&["kill", &b.id, "KILL"]);
+    reap(b.pid());
+    b.ok(&["delete", &b.id]);
+    assert!(!derived.exists(), "derived bundle left behind");
+    assert_cleaned_up(&b);
+}
