@@ -354,27 +354,11 @@ impl Daemon {
                     left.extend(entries.flatten().map(|e| e.path().display().to_string()));
                 }
             }
-            // The runtimes' state: one directory per container, and estiba-runtime's derived
-            // bundles; its cache of compiled seccomp filters (`.seccomp`) stays.
-            if let Ok(runtimes) = std::fs::read_dir(self.exec_root().join("runtime")) {
-                for runtime in runtimes.flatten() {
-                    let entries = std::fs::read_dir(runtime.path())
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .chain(
-                            std::fs::read_dir(runtime.path().join(".bundles"))
-                                .into_iter()
-                                .flatten()
-                                .flatten(),
-                        );
-                    left.extend(
-                        entries
-                            .filter(|e| e.file_name() != ".seccomp" && e.file_name() != ".bundles")
-                            .map(|e| e.path().display().to_string()),
-                    );
-                }
-            }
+            left.extend(
+                self.runtime_state_left()
+                    .into_iter()
+                    .map(|p| p.display().to_string()),
+            );
             left.extend(
                 disk::mounts_under(self.dir())
                     .into_iter()
@@ -387,6 +371,28 @@ impl Daemon {
             left = scan();
             left.is_empty()
         });
+        left
+    }
+
+    /// What the OCI runtimes keep per container under `<exec-root>/runtime/<name>`: the state
+    /// directories and estiba-runtime's derived bundles (`.bundles/<id>`); not its cache of
+    /// compiled seccomp filters (`.seccomp`), which outlives containers.
+    pub fn runtime_state_left(&self) -> Vec<PathBuf> {
+        let list = |dir: &Path| -> Vec<std::fs::DirEntry> {
+            std::fs::read_dir(dir)
+                .map(|d| d.flatten().collect())
+                .unwrap_or_default()
+        };
+        let mut left = Vec::new();
+        for runtime in list(&self.exec_root().join("runtime")) {
+            for e in list(&runtime.path()) {
+                match e.file_name().to_str() {
+                    Some(".seccomp") => {}
+                    Some(".bundles") => left.extend(list(&e.path()).iter().map(|b| b.path())),
+                    _ => left.push(e.path()),
+                }
+            }
+        }
         left
     }
 

@@ -71,10 +71,8 @@ fn leaks(d: &Daemon, ids: &[String], pts_before: usize) -> Vec<String> {
             out.push(format!("state {}", e.display()));
         }
     }
-    for runtime in entries(&d.exec_root().join("runtime")) {
-        for e in entries(&runtime) {
-            out.push(format!("runtime state {}", e.display()));
-        }
+    for e in d.runtime_state_left() {
+        out.push(format!("runtime state {}", e.display()));
     }
     for e in entries(&d.snapshots_dir()) {
         let is_container = e
