@@ -177,14 +177,15 @@ struct Shim {
     recorded: Option<ExitInfo>,
     done: bool,
     execs: Vec<Exec>,
-    /// When the loop last handled an event.
-    last_activity: Instant,
-    /// The resident set was trimmed after the last event.
+    /// When the resident set was last trimmed (start-up at first).
+    last_trim: Instant,
+    /// No event came since the last trim.
     trimmed: bool,
 }
 
-/// How long the loop must have been idle before it trims its resident set (`trim.rs`).
-const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
+/// The resident set is trimmed (`trim.rs`) at most this often, and only when an event came
+/// since the last trim.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Shim {
     fn setup(args: &ShimArgs) -> Result<Shim> {
@@ -264,7 +265,7 @@ impl Shim {
             recorded: None,
             done: false,
             execs: Vec::new(),
-            last_activity: Instant::now(),
+            last_trim: Instant::now(),
             trimmed: false,
         })
     }
@@ -305,12 +306,13 @@ impl Shim {
                 shorten(d);
             }
         }
-        // Idle for a while (the last poll timed out with nothing to do): trim right before
-        // blocking, so only the pages from here to the poll come back while idle. Otherwise
-        // wake up when the idle period is due.
-        let trim_now = !self.trimmed && now >= self.last_activity + IDLE_BEFORE_TRIM;
+        // Trim right before blocking, so that only the pages from here to the poll come back
+        // while the loop waits: once a second while events come (a busy container keeps only
+        // the pages its events touch), then once more when they stop. An idle loop wakes up
+        // for that last trim.
+        let trim_now = !self.trimmed && now >= self.last_trim + TRIM_INTERVAL;
         if !self.trimmed && !trim_now {
-            shorten(self.last_activity + IDLE_BEFORE_TRIM);
+            shorten(self.last_trim + TRIM_INTERVAL);
         }
 
         let backpressure = self.conns.iter().any(|c| match &c.phase {
@@ -371,6 +373,7 @@ impl Shim {
         if trim_now {
             crate::trim::trim_resident_set();
             self.trimmed = true;
+            self.last_trim = Instant::now();
         }
         match poll(&mut fds, ts.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -383,7 +386,6 @@ impl Shim {
             .collect();
         drop(fds);
         if !ready.is_empty() {
-            self.last_activity = Instant::now();
             self.trimmed = false;
         }
 
