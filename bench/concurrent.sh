@@ -7,18 +7,35 @@ N=${N:-50}
 build
 "$BIN/estiba-mkimage" busybox -o "$BENCH_DIR/busybox.tar" --tag busybox:latest
 
-# concurrent_runs HOST: starts N containers at once, prints the wall time in ms.
+# busy_ms: CPU time the whole machine has spent busy so far (all cores), in ms.
+busy_ms() {
+  awk '/^cpu / {print ($2 + $3 + $4 + $7 + $8) * 1000 / '"$(getconf CLK_TCK)"'}' /proc/stat
+}
+
+# concurrent_runs HOST: starts N containers at once, prints the wall time in ms and where the
+# CPU went: the docker CLIs' own user+system time (from wait's accounting of this subshell's
+# children) against the machine's busy time over the same window.
 concurrent_runs() {
-  local start end i pid failed=0 runs=()
-  start=$(date +%s%N)
-  for i in $(seq "$N"); do
-    docker -H "$1" run -d --network none busybox sleep 600 >/dev/null &
-    runs+=($!)
-  done
-  for pid in "${runs[@]}"; do wait "$pid" || failed=$((failed + 1)); done
-  end=$(date +%s%N)
-  [ "$failed" -eq 0 ] || echo "$failed of $N runs failed" >&2
-  echo $(((end - start) / 1000000))
+  (
+    local start end i pid failed=0 runs=() busy0 busy1 cli
+    busy0=$(busy_ms)
+    start=$(date +%s%N)
+    for i in $(seq "$N"); do
+      docker -H "$1" run -d --network none busybox sleep 600 >/dev/null &
+      runs+=($!)
+    done
+    for pid in "${runs[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+    end=$(date +%s%N)
+    busy1=$(busy_ms)
+    [ "$failed" -eq 0 ] || echo "$failed of $N runs failed" >&2
+    # `times` prints this shell's and its children's user/system times (e.g. 0m0.512s).
+    times >"$BENCH_DIR/times" # a builtin with a redirection: no fork, so it sees the children
+    cli=$(tail -1 "$BENCH_DIR/times" | awk '{
+      t = 0
+      for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+      printf "%d", t * 1000 }')
+    echo "$(((end - start) / 1000000)) ms (CPU: docker CLIs ${cli} ms, the rest $((${busy1%.*} - ${busy0%.*} - cli)) ms)"
+  )
 }
 
 # avg_rss_kb PID...: average VmRSS in KiB.
@@ -39,7 +56,7 @@ avg_rss_kb() {
 start_estibad
 E="unix://$ESTIBA_SOCK"
 docker -H "$E" load -q -i "$BENCH_DIR/busybox.tar" >/dev/null
-echo "estibad: $N concurrent runs: $(concurrent_runs "$E") ms"
+echo "estibad: $N concurrent runs: $(concurrent_runs "$E")"
 echo "estibad: running: $(docker -H "$E" ps -q | wc -l)"
 echo "estibad RSS with $N containers: $(rss_kb "$ESTIBAD_PID") KiB"
 mapfile -t shims < <(pgrep -f "estiba-shim.*$BENCH_DIR" || true)
@@ -52,7 +69,7 @@ if have_dockerd; then
   start_dockerd
   D="unix://$DOCKERD_SOCK"
   docker -H "$D" load -q -i "$BENCH_DIR/busybox.tar" >/dev/null
-  echo "dockerd: $N concurrent runs: $(concurrent_runs "$D") ms"
+  echo "dockerd: $N concurrent runs: $(concurrent_runs "$D")"
   echo "dockerd: running: $(docker -H "$D" ps -q | wc -l)"
   containerd=$(pgrep -f "containerd.*$BENCH_DIR/docker-exec" -o || true)
   echo "dockerd RSS with $N containers: $(rss_kb "$DOCKERD_PID") KiB" \

@@ -51,6 +51,8 @@ pub(crate) enum Command {
     Create(CreateArgs),
     /// Run the user process of a created container
     Start(IdArg),
+    /// Create and start a container in one go (only detached: `--detach` is required)
+    Run(RunArgs),
     /// Print the state of a container as JSON
     State(IdArg),
     /// Send a signal to the container's init process (or to all its processes)
@@ -96,6 +98,16 @@ pub(crate) struct CreateArgs {
     pub(crate) preserve_fds: i32,
     /// Container id
     pub(crate) id: String,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Return once the container's process runs (required: this runtime does not stay in the
+    /// foreground as the container's parent)
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    #[command(flatten)]
+    pub(crate) create: CreateArgs,
 }
 
 #[derive(Args, Debug)]

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::ContainerStatus;
+use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::error::LibcontainerError;
 use libcontainer::syscall::syscall::SyscallType;
 
-use crate::cli::{CreateArgs, DeleteArgs, KillArgs};
+use crate::cli::{CreateArgs, DeleteArgs, KillArgs, RunArgs};
 use crate::execerr;
 use crate::signal::parse_signal;
 use crate::{container, reap, workload};
@@ -16,6 +16,30 @@ use crate::{container, reap, workload};
 /// Creates the container: namespaces, cgroup, rootfs, and an init process that waits for
 /// `start`. Our stdio becomes the container process's stdio.
 pub(crate) fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<()> {
+    create_container(root, args).map(drop)
+}
+
+/// `run --detach`: `create` and `start` in one process, which saves the caller a second run of
+/// the runtime (its start-up and a load of the state) between the two. A start that fails
+/// deletes what the create made.
+pub(crate) fn run(root: &Path, args: &RunArgs) -> anyhow::Result<()> {
+    if !args.detach {
+        bail!("run without --detach is not supported: use create and start, or run --detach");
+    }
+    let mut c = create_container(root, &args.create)?;
+    if let Err(e) = c.start() {
+        let err = anyhow::Error::new(e).context("start container");
+        if let Err(d) = c.delete(true) {
+            tracing::warn!("delete {} after a failed start: {d}", args.create.id);
+        }
+        workload::remove(root, &args.create.id);
+        reap::reap_all_children();
+        return Err(err);
+    }
+    Ok(())
+}
+
+fn create_container(root: &Path, args: &CreateArgs) -> anyhow::Result<Container> {
     container::validate_id(&args.id)?;
     let bundle = args
         .bundle
@@ -65,7 +89,7 @@ pub(crate) fn create(root: &Path, args: &CreateArgs) -> anyhow::Result<()> {
             if let Some(pid) = c.pid() {
                 reap::reap_helpers(pid.as_raw());
             }
-            Ok(())
+            Ok(c)
         }
         Err(LibcontainerError::Exist) => bail!("container with id exists: {}", args.id),
         Err(e) => {

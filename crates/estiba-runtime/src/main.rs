@@ -46,7 +46,11 @@ fn main() -> ExitCode {
     // as the runtime's error.
     // A binary on a read-only mount (estiba-shim runs us from a detached read-only bind of
     // ourselves) cannot be written through /proc/self/exe either: no copy is needed then.
-    if matches!(cli.command, Command::Create(_) | Command::Exec(_)) && !exe_is_read_only() {
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) && !exe_is_read_only()
+    {
         if let Err(e) = pentacle::ensure_sealed() {
             logger.write("error", &format!("failed to seal /proc/self/exe: {e}"));
             return ExitCode::FAILURE;
@@ -81,6 +85,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Create(args) => lifecycle::create(&root, args)?,
         Command::Start(a) => lifecycle::start(&root, &a.id)?,
+        Command::Run(args) => lifecycle::run(&root, args)?,
         Command::State(a) => {
             let st = state::state(&root, &a.id)?;
             println!(

@@ -112,12 +112,24 @@ impl Bundle {
     /// `create` with the container's stdout and stderr on one pipe; returns the read end and
     /// the runtime's exit status (the runtime exits once the container is created).
     fn create(&self) -> (std::process::ChildStdout, std::process::ExitStatus) {
+        self.launch(&["create"])
+    }
+
+    /// `run --detach`: the container runs when it returns.
+    fn run_detached(&self) -> (std::process::ChildStdout, std::process::ExitStatus) {
+        self.launch(&["run", "--detach"])
+    }
+
+    /// `create` or `run` with the container's stdout as a pipe (returned) and the bundle's pid
+    /// file; the runtime's stderr goes to `create.err`.
+    fn launch(&self, sub: &[&str]) -> (std::process::ChildStdout, std::process::ExitStatus) {
         let bundle = self.bundle();
         let pid_file = self.pid_file();
         let err_file = self.dir.path().join("create.err");
         let err = fs::File::create(&err_file).unwrap_or_else(|e| panic!("create.err: {e}"));
         let mut child: Child = self
-            .cmd(&["create", "--bundle"])
+            .cmd(sub)
+            .arg("--bundle")
             .arg(&bundle)
             .arg("--pid-file")
             .arg(&pid_file)
@@ -127,14 +139,14 @@ impl Bundle {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn create: {e}"));
-        let status = child.wait().unwrap_or_else(|e| panic!("wait create: {e}"));
+        let status = child.wait().unwrap_or_else(|e| panic!("wait {sub:?}: {e}"));
         let out = child
             .stdout
             .take()
             .unwrap_or_else(|| panic!("no stdout pipe"));
         if !status.success() {
             eprintln!(
-                "create failed: {}",
+                "{sub:?} failed: {}",
                 fs::read_to_string(&err_file).unwrap_or_default()
             );
         }
@@ -821,4 +833,35 @@ fn seccomp_filter_is_compiled_ahead_and_applied_to_init_and_execs() {
     b.ok(&["delete", &b.id]);
     assert!(!derived.exists(), "derived bundle left behind");
     assert_cleaned_up(&b);
+}
+
+/// `run --detach` creates and starts in one invocation; a command that cannot run leaves
+/// nothing behind, and `run` without `--detach` is refused.
+#[test]
+fn run_detached_creates_and_starts_at_once() {
+    let b = Bundle::new("run", &["sh", "-c", "echo started; exit 5"]);
+    let (out, status) = b.run_detached();
+    assert!(status.success(), "run --detach failed");
+    let pid = b.pid();
+    assert_eq!(read_all(out), "started\n");
+    assert_eq!(reap(pid), 5);
+    assert_eq!(b.state()["status"], "stopped");
+    b.ok(&["delete", &b.id]);
+    assert_cleaned_up(&b);
+
+    let b = Bundle::new("run-missing", &["no-such-binary"]);
+    let (_out, status) = b.run_detached();
+    assert!(!status.success());
+    let err = fs::read_to_string(b.dir.path().join("create.err")).unwrap_or_default();
+    assert!(err.contains("no-such-binary"), "{err}");
+    assert!(!b.run(&["state", &b.id]).status.success());
+    assert!(!b.root().join(".bundles").join(&b.id).exists());
+    assert_cleaned_up(&b);
+
+    let out = b.run(&["run", "--bundle", &b.bundle().display().to_string(), &b.id]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--detach"),
+        "{out:?}"
+    );
 }
