@@ -147,7 +147,7 @@ pub(crate) struct Container {
     /// Held across start, exit handling and removal, so they never interleave.
     pub(crate) op: Mutex<()>,
     pub(crate) watch: watch::Sender<Watch>,
-    pub(crate) pending_attaches: Mutex<Vec<(AttachOptions, oneshot::Sender<UnixStream>)>>,
+    pub(crate) pending_attaches: Mutex<Vec<PendingAttach>>,
     /// The restart policy's back-off (in memory, as moby's restart manager).
     pub(crate) restart: Mutex<crate::restart::Backoff>,
 }
@@ -627,6 +627,9 @@ impl ContainerService {
         Ok((record, Attach::Pending(rx)))
     }
 }
+
+/// An attach made while the container was not running, connected at its next start.
+pub(crate) type PendingAttach = (AttachOptions, oneshot::Sender<UnixStream>);
 
 /// Docker's lookup order: full ID, exact name, unique ID prefix.
 pub(crate) fn find(index: &BTreeMap<String, Arc<Container>>, name: &str) -> Option<Arc<Container>> {

@@ -15,7 +15,7 @@ use estiba_shim::{ShimArgs, ShimClient, ShimError};
 use crate::error::{internal, ContainerError};
 use crate::files;
 use crate::model::{ContainerRecord, HostOptions, Status, ThrottleSetting};
-use crate::service::{lock, remove_dir, Container, ContainerService, StartOutcome};
+use crate::service::{lock, remove_dir, Container, ContainerService, PendingAttach, StartOutcome};
 
 /// Stack of a monitor thread: it only waits on a socket and updates a record.
 const MONITOR_STACK_BYTES: usize = 256 * 1024;
@@ -268,9 +268,12 @@ impl ContainerService {
         let dir = self.container_dir(&record.id);
         let rootfs = dir.join("rootfs");
         let state_dir = self.state_dir(&record.id);
+        // Attaches made before the start (the op lock keeps new ones out until it ends): the
+        // shim starts the process at once and holds its output until they are connected.
+        let pending: Vec<_> = lock(&c.pending_attaches).drain(..).collect();
         let started = self
-            .create_task(&record, &dir, &rootfs, &state_dir)
-            .and_then(|client| self.run_task(c, &record, client));
+            .create_task(&record, &dir, &rootfs, &state_dir, pending.len())
+            .and_then(|client| self.run_task(&record, client, pending));
         match started {
             Ok(pid) => {
                 let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -312,13 +315,15 @@ impl ContainerService {
         }
     }
 
-    /// Mounts the rootfs, writes the bundle and spawns the shim (runtime `create`).
+    /// Mounts the rootfs, writes the bundle and spawns the shim, which creates and starts the
+    /// container (runtime `run --detach`) and holds its output for `attaches` attaches.
     fn create_task(
         &self,
         record: &ContainerRecord,
         dir: &Path,
         rootfs: &Path,
         state_dir: &Path,
+        attaches: usize,
     ) -> Result<ShimClient, StartFailure> {
         std::fs::create_dir_all(rootfs)
             .map_err(|e| fail(internal(format!("create {}: {e}", rootfs.display()))))?;
@@ -376,6 +381,10 @@ impl ContainerService {
                 .log_options
                 .get("max-file")
                 .and_then(|s| s.parse().ok()),
+            start: true,
+            hold_output: u32::try_from(attaches)
+                .unwrap_or(u32::MAX)
+                .min(estiba_shim::MAX_HOLD_OUTPUT),
         };
         match estiba_shim::spawn_shim(&self.config.shim_binary, &args) {
             Ok(_pid) => ShimClient::for_state_dir(state_dir).map_err(|e| fail(internal(e))),
@@ -384,14 +393,14 @@ impl ContainerService {
         }
     }
 
-    /// Connects waiting attaches, starts the process; returns its pid.
+    /// Connects the attaches made before the start (the shim holds the output for them);
+    /// returns the running process's pid.
     fn run_task(
         &self,
-        c: &Container,
         record: &ContainerRecord,
         client: ShimClient,
+        pending: Vec<PendingAttach>,
     ) -> Result<u32, StartFailure> {
-        let pending: Vec<_> = lock(&c.pending_attaches).drain(..).collect();
         for (options, tx) in pending {
             match client.attach(options) {
                 Ok(stream) => {
@@ -400,11 +409,10 @@ impl ContainerService {
                 Err(e) => tracing::warn!("attach to {}: {e}", record.id),
             }
         }
-        let started = client.start().and_then(|()| client.state());
-        match started {
+        match client.state() {
             Ok(state) => Ok(state.pid),
             Err(e) => {
-                // The process exists (created) but never ran: kill it and let the shim go.
+                // The shim cannot tell us the process: kill whatever runs and let the shim go.
                 let _ = client.kill(9, true);
                 let _ = client.wait();
                 let _ = client.shutdown();

@@ -35,7 +35,17 @@ pub struct ShimArgs {
     pub log_max_size_bytes: Option<u64>,
     /// Number of log files kept when rotating (the live one included).
     pub log_max_files: Option<u32>,
+    /// Start the container right away (the runtime's `run --detach`) instead of waiting for a
+    /// `start` request after `create`.
+    pub start: bool,
+    /// With `start`: leave the container's output unread until this many attach requests have
+    /// come (or [`crate::HOLD_OUTPUT_LIMIT`] has passed), so that attaches made before the start
+    /// see its first bytes. The kernel's pipe (or pty) buffer holds them meanwhile.
+    pub hold_output: u32,
 }
+
+/// Most attaches a shim can be told to wait for.
+pub const MAX_HOLD_OUTPUT: u32 = 64;
 
 /// A command line the shim cannot run with.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -104,6 +114,15 @@ impl ShimArgs {
                     }
                     out.log_max_files = Some(n);
                 }
+                "--hold-output" => {
+                    let v = utf8("--hold-output", value(&flag)?)?;
+                    let n: u32 = v.parse().map_err(|_| invalid("--hold-output", &v))?;
+                    if n > MAX_HOLD_OUTPUT {
+                        return Err(invalid("--hold-output", "too many attaches"));
+                    }
+                    out.hold_output = n;
+                }
+                "--start" => out.start = true,
                 "--tty" => out.tty = true,
                 "--stdin" => out.stdin = true,
                 "--daemonized" => daemonized = true,
@@ -147,6 +166,9 @@ impl ShimArgs {
         if self.log_max_files.is_some() && self.log_max_size_bytes.is_none() {
             return Err(invalid("--log-max-files", "needs --log-max-size"));
         }
+        if self.hold_output > 0 && !self.start {
+            return Err(invalid("--hold-output", "needs --start"));
+        }
         Ok(())
     }
 
@@ -174,11 +196,17 @@ impl ShimArgs {
         if let Some(n) = self.log_max_files {
             push("--log-max-files", Path::new(&n.to_string()));
         }
+        if self.hold_output > 0 {
+            push("--hold-output", Path::new(&self.hold_output.to_string()));
+        }
         if self.tty {
             v.push("--tty".into());
         }
         if self.stdin {
             v.push("--stdin".into());
+        }
+        if self.start {
+            v.push("--start".into());
         }
         v
     }
@@ -226,6 +254,8 @@ mod tests {
             stdin: true,
             log_max_size_bytes: Some(1024),
             log_max_files: Some(3),
+            start: true,
+            hold_output: 2,
         };
         let minimal = ShimArgs {
             runtime_root: None,
@@ -234,6 +264,8 @@ mod tests {
             stdin: false,
             log_max_size_bytes: None,
             log_max_files: None,
+            start: false,
+            hold_output: 0,
             ..full.clone()
         };
         for args in [full, minimal] {
@@ -290,6 +322,18 @@ mod tests {
             (
                 format!("{BASE} --log-max-files 2"),
                 invalid("--log-max-files", "needs --log-max-size"),
+            ),
+            (
+                format!("{BASE} --hold-output 1"),
+                invalid("--hold-output", "needs --start"),
+            ),
+            (
+                format!("{BASE} --start --hold-output 65"),
+                invalid("--hold-output", "too many attaches"),
+            ),
+            (
+                format!("{BASE} --start --hold-output -1"),
+                invalid("--hold-output", "-1"),
             ),
         ];
         for (line, want) in cases {

@@ -11,7 +11,7 @@
 //! ```text
 //! estiba-shim --id ID --bundle DIR --state-dir DIR --runtime PATH [--runtime-root DIR]
 //!             [--runtime-arg ARG]... --log-path FILE [--tty] [--stdin]
-//!             [--log-max-size BYTES --log-max-files N]
+//!             [--log-max-size BYTES --log-max-files N] [--start [--hold-output N]]
 //! ```
 //!
 //! 1. **Start-up.** The daemon spawns `estiba-shim` and reads one line from its stdout:
@@ -28,7 +28,11 @@
 //!    `<runtime> [--root R] [ARG...] --log <state-dir>/runtime.log --log-format json create
 //!    --bundle DIR --pid-file <state-dir>/init.pid [--console-socket S] ID`. A failure is reported
 //!    as `error <the runtime's own error message>`, and nothing is left behind but the state dir's
-//!    files. The shim writes its pid to `<state-dir>/shim.pid`.
+//!    files. The shim writes its pid to `<state-dir>/shim.pid`. With `--start` it runs `run
+//!    --detach` instead of `create` (the same flags): `ready` then means the container's process
+//!    runs, and no `start` request follows. `--hold-output N` (with `--start`) leaves the
+//!    container's output unread until N `attach` requests have come, at most
+//!    [`HOLD_OUTPUT_LIMIT`], so that attaches the daemon held before the start lose nothing.
 //! 3. **Protocol** on `<state-dir>/shim.sock`: one JSON request line per connection, one JSON reply
 //!    line (see [`protocol::Request`]). Every reply has `"ok":true`, or `"ok":false,"error":".."`.
 //!    - `{"op":"start"}` → `<runtime> start ID`.
@@ -80,7 +84,7 @@ pub mod protocol;
 mod spawn;
 pub mod timefmt;
 
-pub use args::{ArgsError, ShimArgs};
+pub use args::{ArgsError, ShimArgs, MAX_HOLD_OUTPUT};
 pub use client::{ShimClient, ShimError};
 pub use protocol::{
     AttachOptions, ContainerState, ExecExit, ExecOptions, ExecStarted, ExitInfo, Request, Status,
@@ -89,6 +93,8 @@ pub use spawn::{read_exit_file, spawn_shim, SHIM_READY_TIMEOUT};
 
 /// Name of the shim's listening socket inside the state dir.
 pub const SOCKET_NAME: &str = "shim.sock";
+/// How long `--hold-output` waits for its attaches before the output is read anyway.
+pub const HOLD_OUTPUT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Name of the exit record inside the state dir.
 pub const EXIT_FILE_NAME: &str = "exit.json";
 /// Name of the runtime's json log inside the state dir.

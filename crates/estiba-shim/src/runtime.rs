@@ -49,21 +49,27 @@ impl Runtime {
     }
 
     /// `create --bundle B --pid-file P [--console-socket S] ID` with the container's stdio as the
-    /// runtime's own: the init inherits it.
+    /// runtime's own: the init inherits it. With `start`, `run --detach` and the same flags: the
+    /// container's process runs when it returns.
     pub(crate) fn create(
         &self,
+        start: bool,
         bundle: &Path,
         pid_file: &Path,
         console_socket: Option<&Path>,
         stdio: CreateStdio,
     ) -> Result<()> {
-        let mut sub: Vec<OsString> = vec![
-            "create".into(),
+        let mut sub: Vec<OsString> = if start {
+            vec!["run".into(), "--detach".into()]
+        } else {
+            vec!["create".into()]
+        };
+        sub.extend([
             "--bundle".into(),
             bundle.into(),
             "--pid-file".into(),
             pid_file.into(),
-        ];
+        ]);
         if let Some(socket) = console_socket {
             sub.push("--console-socket".into());
             sub.push(socket.into());
@@ -73,7 +79,7 @@ impl Runtime {
         cmd.stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        self.run(cmd, "create")
+        self.run(cmd, if start { "run" } else { "create" })
     }
 
     /// `exec --process P --detach --pid-file F [--console-socket S] ID`: the process inherits

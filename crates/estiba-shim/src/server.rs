@@ -181,6 +181,15 @@ struct Shim {
     last_trim: Instant,
     /// No event came since the last trim.
     trimmed: bool,
+    /// `--hold-output`: the container's output stays unread until these attaches came.
+    hold: Option<Hold>,
+}
+
+/// Attaches still awaited before the container's output is read, and until when at most.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    attaches: u32,
+    until: Instant,
 }
 
 /// The resident set is trimmed (`trim.rs`) at most this often, and only when an event came
@@ -260,13 +269,18 @@ impl Shim {
             conns: Vec::new(),
             init_pid,
             oom_counter: exit::oom_counter_path(init_pid),
-            started_at: None,
+            // `run --detach` returned: the process runs.
+            started_at: args.start.then(|| rfc3339_nanos_fixed(SystemTime::now())),
             exited: None,
             recorded: None,
             done: false,
             execs: Vec::new(),
             last_trim: Instant::now(),
             trimmed: false,
+            hold: (args.start && args.hold_output > 0).then(|| Hold {
+                attaches: args.hold_output,
+                until: Instant::now() + estiba_shim::HOLD_OUTPUT_LIMIT,
+            }),
         })
     }
 
@@ -310,6 +324,17 @@ impl Shim {
         // while the loop waits: once a second while events come (a busy container keeps only
         // the pages its events touch), then once more when they stop. An idle loop wakes up
         // for that last trim.
+        if let Some(hold) = self.hold {
+            if now >= hold.until {
+                eprintln!(
+                    "estiba-shim {}: {} attach(es) did not come; reading output",
+                    self.args.id, hold.attaches
+                );
+                self.release_hold();
+            } else {
+                shorten(hold.until);
+            }
+        }
         let trim_now = !self.trimmed && now >= self.last_trim + TRIM_INTERVAL;
         if !self.trimmed && !trim_now {
             shorten(self.last_trim + TRIM_INTERVAL);
@@ -326,7 +351,7 @@ impl Shim {
         fds.push(PollFd::new(&self.signals, PollFlags::IN));
         tokens.push(Token::Listener);
         fds.push(PollFd::new(&self.listener, PollFlags::IN));
-        if !backpressure {
+        if !backpressure && self.hold.is_none() {
             if let Some(fd) = &self.stdout {
                 tokens.push(Token::Output(Stream::Stdout));
                 fds.push(PollFd::new(fd, PollFlags::IN));
@@ -446,7 +471,9 @@ impl Shim {
 
     fn maybe_record_exit(&mut self) {
         let Some(exited) = &self.exited else { return };
+        // Held output is still to be read: the attaches it waits for come soon, or the hold ends.
         if self.recorded.is_some()
+            || self.hold.is_some()
             || (self.outputs_open() && Instant::now() < exited.drain_deadline)
         {
             return;
@@ -787,7 +814,26 @@ impl Shim {
         }
     }
 
+    /// Ends `--hold-output`: the output is read from the next turn on. A container that exited
+    /// meanwhile gets its full drain period from now, so what it wrote reaches the log.
+    fn release_hold(&mut self) {
+        self.hold = None;
+        if let Some(exited) = &mut self.exited {
+            exited.drain_deadline = exited.drain_deadline.max(Instant::now() + DRAIN_AFTER_EXIT);
+        }
+    }
+
     fn attach(&mut self, i: usize, options: AttachOptions, rest: &[u8]) {
+        self.attach_stream(i, options, rest);
+        if let Some(hold) = &mut self.hold {
+            hold.attaches = hold.attaches.saturating_sub(1);
+            if hold.attaches == 0 {
+                self.release_hold();
+            }
+        }
+    }
+
+    fn attach_stream(&mut self, i: usize, options: AttachOptions, rest: &[u8]) {
         let ended = self.recorded.is_some() || !self.outputs_open();
         let Some(conn) = self.conns.get_mut(i) else {
             return;
@@ -858,12 +904,13 @@ fn create(args: &ShimArgs, runtime: &Runtime, pid_file: &Path) -> Result<Contain
     let bundle = args.bundle.as_path();
     if !args.tty {
         let (io, create_stdio) = stdio::pipes(args.stdin)?;
-        runtime.create(bundle, pid_file, None, create_stdio)?;
+        runtime.create(args.start, bundle, pid_file, None, create_stdio)?;
         return Ok(io);
     }
     let console_path = args.state_file(estiba_shim::CONSOLE_SOCKET_NAME);
     let console = bind_private(&console_path)?;
     let created = runtime.create(
+        args.start,
         bundle,
         pid_file,
         Some(&console_path),

@@ -90,6 +90,8 @@ impl Fixture {
             stdin,
             log_max_size_bytes: None,
             log_max_files: None,
+            start: false,
+            hold_output: 0,
         };
         Fixture { dir, args }
     }
@@ -205,6 +207,31 @@ fn stream_text(frames: &[(u8, Vec<u8>)], kind: u8) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The log holds exactly "out" on stdout and "err" on stderr.
+fn assert_out_and_err_logged(f: &Fixture) {
+    let mut records = f.log_records();
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            ("stderr".to_owned(), "err\n".to_owned()),
+            ("stdout".to_owned(), "out\n".to_owned())
+        ]
+    );
+}
+
+/// An attach to stdout and stderr, without stdin.
+fn attach_output(client: &ShimClient) -> std::os::unix::net::UnixStream {
+    client
+        .attach(AttachOptions {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            stdin_once: false,
+        })
+        .unwrap()
+}
+
 #[test]
 fn runs_attaches_logs_and_records_the_exit() {
     let f = Fixture::new(
@@ -226,14 +253,7 @@ fn runs_attaches_logs_and_records_the_exit() {
     assert_eq!(state.status, Status::Created);
     assert!(state.pid > 1 && state.started_at.is_none() && state.exit_code.is_none());
 
-    let mut attach = client
-        .attach(AttachOptions {
-            stdin: false,
-            stdout: true,
-            stderr: true,
-            stdin_once: false,
-        })
-        .unwrap();
+    let mut attach = attach_output(&client);
     client.start().unwrap();
     let got = frames(&read_all(&mut attach));
     assert_eq!(stream_text(&got, 1), "out\n");
@@ -247,15 +267,7 @@ fn runs_attaches_logs_and_records_the_exit() {
         Some(exit.clone())
     );
 
-    let mut records = f.log_records();
-    records.sort();
-    assert_eq!(
-        records,
-        [
-            ("stderr".to_owned(), "err\n".to_owned()),
-            ("stdout".to_owned(), "out\n".to_owned())
-        ]
-    );
+    assert_out_and_err_logged(&f);
 
     let state = client.state().unwrap();
     assert_eq!(state.status, Status::Stopped);
@@ -303,14 +315,7 @@ fn stdin_reaches_the_container_and_eof_closes_it() {
 fn tty_streams_raw_bytes_and_resizes() {
     let f = Fixture::new("tty", &["sh", "-c", "stty size; echo tty-ok"], true, false);
     let (shim_pid, client) = f.spawn();
-    let mut attach = client
-        .attach(AttachOptions {
-            stdin: false,
-            stdout: true,
-            stderr: true,
-            stdin_once: false,
-        })
-        .unwrap();
+    let mut attach = attach_output(&client);
     client.resize(30, 100).unwrap();
     client.start().unwrap();
     let out = String::from_utf8(read_all(&mut attach)).unwrap();
@@ -435,5 +440,59 @@ fn many_attach_streams_at_once_and_the_wait_comes_after_the_output() {
     for s in &mut streams {
         assert_eq!(stream_text(&frames(&read_all(s)), 1), want);
     }
+    f.shutdown(&client, shim_pid);
+}
+
+/// `--start`: `ready` means the process runs (the runtime's `run --detach`); `--hold-output 1`
+/// keeps what it writes before the attach arrives for that attach, and for the log.
+#[test]
+fn start_at_spawn_holds_the_output_for_the_attach() {
+    let mut f = Fixture::new(
+        "hold",
+        &["sh", "-c", "echo out; echo err >&2; exit 4"],
+        false,
+        false,
+    );
+    f.args.start = true;
+    f.args.hold_output = 1;
+    let (shim_pid, client) = f.spawn();
+    let state = client.state().unwrap();
+    assert!(state.started_at.is_some(), "{state:?}");
+    assert!(
+        matches!(client.start(), Err(ShimError::Failed(m)) if m.contains("already")),
+        "a started container cannot be started again"
+    );
+    // The process has long written and exited; nothing is recorded while its output is held.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(client.state().unwrap().status, Status::Running);
+    let mut attach = attach_output(&client);
+    let got = frames(&read_all(&mut attach));
+    assert_eq!(stream_text(&got, 1), "out\n");
+    assert_eq!(stream_text(&got, 2), "err\n");
+    assert_eq!(client.wait().unwrap().exit_code, 4);
+    assert_out_and_err_logged(&f);
+    f.shutdown(&client, shim_pid);
+}
+
+/// An attach that never comes holds the output for [`estiba_shim::HOLD_OUTPUT_LIMIT`] only:
+/// then the log gets everything and the exit is recorded.
+#[test]
+fn held_output_is_read_when_the_attach_never_comes() {
+    let mut f = Fixture::new(
+        "hold-timeout",
+        &["sh", "-c", "echo late; exit 2"],
+        false,
+        false,
+    );
+    f.args.start = true;
+    f.args.hold_output = 1;
+    let started = std::time::Instant::now();
+    let (shim_pid, client) = f.spawn();
+    assert_eq!(client.wait().unwrap().exit_code, 2);
+    assert!(started.elapsed() >= estiba_shim::HOLD_OUTPUT_LIMIT);
+    assert_eq!(
+        f.log_records(),
+        [("stdout".to_owned(), "late\n".to_owned())]
+    );
     f.shutdown(&client, shim_pid);
 }
