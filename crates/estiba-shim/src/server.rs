@@ -177,7 +177,7 @@ struct Shim {
     recorded: Option<ExitInfo>,
     done: bool,
     execs: Vec<Exec>,
-    /// When the resident set was last trimmed (start-up at first).
+    /// When the resident set was last trimmed (a period before start-up at first).
     last_trim: Instant,
     /// No event came since the last trim.
     trimmed: bool,
@@ -275,7 +275,11 @@ impl Shim {
             recorded: None,
             done: false,
             execs: Vec::new(),
-            last_trim: Instant::now(),
+            // The first turn trims: start-up (argument parsing, the runtime's invocation) is
+            // over and leaves pages the loop never touches again.
+            last_trim: Instant::now()
+                .checked_sub(TRIM_INTERVAL)
+                .unwrap_or_else(Instant::now),
             trimmed: false,
             hold: (args.start && args.hold_output > 0).then(|| Hold {
                 attaches: args.hold_output,
