@@ -2,7 +2,7 @@
 //! starts from the container's own process spec (user, env, cwd, capabilities, rlimits) with the
 //! command-line flags applied on top, unless a whole process.json is given with `--process`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use libcontainer::container::builder::ContainerBuilder;
@@ -27,13 +27,16 @@ pub(crate) fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
         ContainerStatus::Paused => bail!("cannot exec in a paused container"),
         _ => bail!("cannot exec in a stopped container"),
     }
-    let dir = container::container_dir(root, &args.id)?;
 
     // The process spec always goes to libcontainer as a file: its flag path cannot express a
     // terminal, and defaults the user to root where runc keeps the container's user.
     let filter = workload::filter_of(&c.state.bundle)?;
-    let (process_file, remove_after, executor) = match (&args.process, filter) {
-        (Some(p), None) => (p.clone(), false, None),
+    // The process spec built here lives in an anonymous memory file that libcontainer opens by
+    // its /proc/self/fd path: no file to create (an inode on the state root's filesystem) and
+    // none to remove.
+    let mut _memfd = None;
+    let (process_file, executor) = match (&args.process, filter) {
+        (Some(p), None) => (p.clone(), None),
         (given, filter) => {
             let mut process = match given {
                 Some(p) => read_process(p)?,
@@ -54,11 +57,18 @@ pub(crate) fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
                 }
                 None => None,
             };
-            let path = dir.join(format!("exec-{}.json", std::process::id()));
             let json = serde_json::to_vec(&process).context("serialize exec process")?;
-            std::fs::write(&path, json)
-                .with_context(|| format!("write exec process {}", path.display()))?;
-            (path, true, executor)
+            let fd =
+                rustix::fs::memfd_create("estiba-exec-process", rustix::fs::MemfdFlags::CLOEXEC)
+                    .context("memfd_create for the exec process")?;
+            let mut file = std::fs::File::from(fd);
+            std::io::Write::write_all(&mut file, &json).context("write exec process")?;
+            let path = PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&file)
+            ));
+            _memfd = Some(file);
+            (path, executor)
         }
     };
 
@@ -79,9 +89,6 @@ pub(crate) fn exec(root: &Path, args: &ExecArgs) -> anyhow::Result<i32> {
                 .with_process(Some(&process_file))
                 .build()
         });
-    if remove_after {
-        let _ = std::fs::remove_file(&process_file);
-    }
     let pid = match built {
         Ok(pid) => pid,
         Err(e) => {
