@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use estiba_shim::{ExecOptions, ShimClient};
@@ -194,10 +195,12 @@ impl ContainerService {
         let result = check_runnable(&record, &container_id).and_then(|()| {
             crate::cgroupwarm::warm();
             let state_dir = self.state_dir(&record.id);
-            let process_path = state_dir.join(format!("exec-{id}.json"));
             let process = self.exec_process(&record, &config)?;
             let json = serde_json::to_vec(&process).map_err(internal)?;
-            crate::start::write_file(&process_path, &json)?;
+            // The spec goes to the runtime as an anonymous memory file it opens through this
+            // process's /proc entry (kept open until the shim answers): no file to create and
+            // remove in the state dir for every exec.
+            let (_memfd, process_path) = memfd_with(&json)?;
             let client = ShimClient::for_state_dir(&state_dir).map_err(|_| not_running(&record.id));
             let started = client.and_then(|client| {
                 client
@@ -218,7 +221,6 @@ impl ContainerService {
                     })
                     .map(|(pid, stream)| (client, pid, stream))
             });
-            let _ = std::fs::remove_file(&process_path);
             started
         });
         let (client, pid, stream) = match result {
@@ -272,13 +274,18 @@ impl ContainerService {
         record: &ContainerRecord,
         config: &ExecConfig,
     ) -> Result<serde_json::Value, ContainerError> {
+        /// Only the process of a spec: the rest (Docker's seccomp profile is most of its
+        /// bytes) is skipped by the parser without being built.
+        #[derive(serde::Deserialize)]
+        struct ProcessOnly {
+            process: Option<serde_json::Value>,
+        }
         let dir = self.container_dir(&record.id);
         let bundle = std::fs::read(dir.join("config.json"))
             .map_err(|e| internal(format!("read the container's config.json: {e}")))?;
-        let spec: serde_json::Value = serde_json::from_slice(&bundle).map_err(internal)?;
+        let spec: ProcessOnly = serde_json::from_slice(&bundle).map_err(internal)?;
         let mut process = spec
-            .get("process")
-            .cloned()
+            .process
             .ok_or_else(|| internal("the container's config.json has no process"))?;
         let base_env: Vec<String> = process
             .get("env")
@@ -325,4 +332,21 @@ fn check_runnable(record: &ContainerRecord, name: &str) -> Result<(), ContainerE
         ))),
         _ => Err(not_running(&record.id)),
     }
+}
+
+/// An anonymous memory file holding `data`, and the path another process opens it by while the
+/// file is kept open (`/proc/<our pid>/fd/<n>`).
+fn memfd_with(data: &[u8]) -> Result<(std::fs::File, PathBuf), ContainerError> {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create("estiba-exec-process", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| internal(format!("memfd_create: {e}")))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(data)
+        .map_err(|e| internal(format!("write the exec process: {e}")))?;
+    let path = PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ));
+    Ok((file, path))
 }
