@@ -53,7 +53,8 @@
 //!    - `{"op":"shutdown"}` → only after the exit is recorded: `<runtime> delete ID`, remove
 //!      `shim.sock`, reply, exit. An error (and the shim stays) while the container runs or when
 //!      delete fails.
-//!    - `{"op":"exec","id":"..","process":"<process.json>","tty":bool,"stdin":bool}` →
+//!    - `{"op":"exec","id":"..","process":"<path of a process.json>","tty":bool,"stdin":bool}`
+//!      (the daemon passes a `/proc/<pid>/fd/<n>` path of a memfd it holds open) →
 //!      `<runtime> exec --process P --detach --pid-file <state-dir>/exec-<id>.pid
 //!      [--console-socket S] ID` with fresh pipes (or a pty) as the process's stdio; replies
 //!      `{"ok":true,"pid":N}` and the connection becomes the process's stream, framed as for
