@@ -12,7 +12,6 @@ mod lifecycle;
 mod log;
 mod reap;
 mod seccomp;
-mod seccomp_install;
 mod signal;
 mod state;
 mod workload;

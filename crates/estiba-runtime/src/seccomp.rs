@@ -29,54 +29,12 @@ use sha2::{Digest, Sha256};
 
 /// The cache directory under the state root.
 const CACHE_DIR: &str = ".seccomp";
-/// Bytes of one `struct sock_filter` (u16 code, u8 jt, u8 jf, u32 k).
-pub(crate) const INSN_BYTES: usize = 8;
-/// The kernel's limit on a filter's length (BPF_MAXINSNS).
-const MAX_INSNS: usize = 4096;
-/// Bytes before the program in a cached file: the `seccomp(2)` flags, little-endian.
-const HEADER_BYTES: usize = 4;
+pub(crate) use estiba_bpf::{Filter, INSN_BYTES, MAX_INSNS};
 
 // seccomp(2) filter flags (linux/seccomp.h).
 const FLAG_TSYNC: u32 = 1;
 const FLAG_LOG: u32 = 2;
 const FLAG_SPEC_ALLOW: u32 = 4;
-
-/// A compiled filter: the program and the flags to install it with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Filter {
-    /// `struct sock_filter` instructions in native byte order.
-    pub(crate) program: Vec<u8>,
-    pub(crate) flags: u32,
-}
-
-impl Filter {
-    /// The file form: flags, then the program.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_BYTES + self.program.len());
-        out.extend_from_slice(&self.flags.to_le_bytes());
-        out.extend_from_slice(&self.program);
-        out
-    }
-
-    pub(crate) fn from_bytes(bytes: &[u8]) -> anyhow::Result<Filter> {
-        if bytes.len() < HEADER_BYTES + INSN_BYTES {
-            bail!("seccomp program too short ({} bytes)", bytes.len());
-        }
-        let (head, program) = bytes.split_at(HEADER_BYTES);
-        if program.len() % INSN_BYTES != 0 || program.len() / INSN_BYTES > MAX_INSNS {
-            bail!(
-                "seccomp program of {} bytes is not 1 to {MAX_INSNS} instructions",
-                program.len()
-            );
-        }
-        let mut flags = [0u8; HEADER_BYTES];
-        flags.copy_from_slice(head);
-        Ok(Filter {
-            program: program.to_vec(),
-            flags: u32::from_le_bytes(flags),
-        })
-    }
-}
 
 /// Whether this profile can be compiled ahead (see the module's docs).
 pub(crate) fn precompilable(profile: &LinuxSeccomp) -> bool {
@@ -222,7 +180,7 @@ pub(crate) fn compile(profile: &LinuxSeccomp) -> anyhow::Result<Filter> {
     let program = read_back(&mut tmp)?;
     let filter = Filter { program, flags };
     // Validates the length as a cached file would be.
-    Filter::from_bytes(&filter.to_bytes())
+    Ok(Filter::from_bytes(&filter.to_bytes())?)
 }
 
 /// An anonymous in-memory file for libseccomp's export (it writes to a file descriptor).
@@ -453,7 +411,7 @@ mod tests {
         let dir = PathBuf::from(dir);
         fs::write(dir.join("exists"), b"").unwrap();
         let filter = compile(&profile(MASKED)).unwrap();
-        crate::seccomp_install::install(&filter).unwrap();
+        filter.install().unwrap();
         let code = |r: std::io::Result<fs::File>| match r {
             Ok(_) => "ok".to_string(),
             Err(e) => e.raw_os_error().unwrap_or(-1).to_string(),

@@ -28,8 +28,8 @@ use libcontainer::workload::{
 };
 use oci_spec::runtime::{Capability, Process, Spec};
 
+use crate::container;
 use crate::seccomp::{self, Filter};
-use crate::{container, seccomp_install};
 
 /// Derived bundles live here under the state root.
 const BUNDLES_DIR: &str = ".bundles";
@@ -113,7 +113,8 @@ impl FilterExecutor {
 
 impl Executor for FilterExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        seccomp_install::install(&self.filter)
+        self.filter
+            .install()
             .map_err(|e| ExecutorError::Other(format!("failed to initialize seccomp: {e}")))?;
         self.lift.lower().map_err(|e| {
             ExecutorError::Other(format!("failed to drop capabilities after seccomp: {e}"))

@@ -17,8 +17,9 @@
 //! 1. **Start-up.** The daemon spawns `estiba-shim` and reads one line from its stdout:
 //!    `ready <pid-of-shim>` or `error <message>`; then the process it spawned exits (0 after
 //!    `ready`, non-zero after `error`) and must be reaped by the daemon. That first process only
-//!    relays: it re-execs itself with `--daemonized` and exits, so the real shim is reparented to
-//!    init (or the nearest subreaper) and is never the daemon's child. The real shim calls
+//!    relays: it forks the real shim off (the child goes on as the shim, no second exec; a process
+//!    started with `--daemonized` is the real shim directly) and exits, so the real shim is
+//!    reparented to init (or the nearest subreaper) and is never the daemon's child. The real shim calls
 //!    `setsid`, becomes a child subreaper, ignores SIGTERM/SIGINT/SIGHUP/SIGPIPE, has `/dev/null`
 //!    as stdin/stdout (after the ready line) and `<state-dir>/shim.log` as stderr, cwd `/`.
 //!    [`spawn_shim`] does all of this for the daemon.

@@ -1,5 +1,5 @@
-//! estiba-shim: the relay that daemonizes the shim (first process) and the shim itself
-//! (`--daemonized`), which supervises one container. The contract is in the library's docs.
+//! estiba-shim: the relay that forks the shim off (first process) and the shim itself (the forked
+//! child, or a process started with `--daemonized`), which supervises one container. The contract is in the library's docs.
 
 use std::process::ExitCode;
 
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             println!("error {e}");
             ExitCode::from(2)
         }
-        Ok((args, false)) => daemonize::relay(&args),
+        Ok((args, false)) => daemonize::relay(args),
         Ok((args, true)) => server::main(args),
     }
 }

@@ -14,7 +14,8 @@
 //! own (`Anonymous: 0 kB`, i.e. none was written, e.g. by relocations) are touched: dropping
 //! their pages cannot change what the process reads from them.
 //!
-//! This is the shim's only `unsafe` code (the crate denies it everywhere else).
+//! This and the relay's `fork` (`daemonize.rs`) are the shim's only `unsafe` code (the crate
+//! denies it everywhere else).
 #![allow(unsafe_code)]
 
 /// A mapping whose pages may be dropped: `[start, end)`.
