@@ -745,6 +745,28 @@ pub fn shims_of(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// A daemon with the offline busybox image loaded, as most end-to-end tests start.
+/// Writes `<dir>/<name>`, an OCI runtime that appends its arguments (one line per call) to
+/// `<dir>/calls` and then execs `runtime`; returns the wrapper's path and the calls file's.
+pub fn runtime_wrapper(dir: &Path, name: &str, runtime: &Path) -> (PathBuf, PathBuf) {
+    let wrapper = dir.join(name);
+    let calls = dir.join("calls");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec {} \"$@\"\n",
+            calls.display(),
+            runtime.display()
+        ),
+    )
+    .expect("write the runtime wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod the runtime wrapper");
+    (wrapper, calls)
+}
+
 pub fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
     let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));

@@ -265,21 +265,11 @@ fn runtimes_from_flags_run_containers() {
 fn a_runtime_that_is_a_wrapper_script_runs_containers() {
     // Wrappers around runc are common (they add flags or hooks); the shim runs them by path.
     let dir = tempfile::tempdir().expect("tempdir");
-    let wrapper = dir.path().join("runc-wrapper");
-    let marker = dir.path().join("called");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {}\nexec /usr/sbin/runc \"$@\"\n",
-            marker.display()
-        ),
-    )
-    .expect("write wrapper");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let (wrapper, marker) = estiba_e2e::runtime_wrapper(
+        dir.path(),
+        "runc-wrapper",
+        std::path::Path::new("/usr/sbin/runc"),
+    );
     let d = Daemon::start_with(&["--add-runtime", &format!("wrapped={}", wrapper.display())]);
     let image = testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
     d.load(&[&image]);

@@ -447,3 +447,171 @@ fn pause_freezes_and_unpause_thaws() {
     d.docker(&["rm", "web"]).ok();
     assert_clean(&d);
 }
+
+/// An exec in a container that estiba-runtime started with a precompiled filter is started by
+/// the shim itself (no runtime invocation); a tty exec and a container without a filter still
+/// go through the runtime. Both give the same process: user, groups, capabilities, filter,
+/// cgroup, namespaces, cwd, HOME, rlimits.
+#[test]
+fn exec_without_the_runtime_when_the_shim_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wrapper, calls) = estiba_e2e::runtime_wrapper(
+        dir.path(),
+        "estiba-runtime-wrapper",
+        &estiba_e2e::binary("estiba-runtime"),
+    );
+    let d = Daemon::start_with(&["--add-runtime", &format!("wrapped={}", wrapper.display())]);
+    let image = estiba_e2e::testimg::busybox().unwrap_or_else(|e| panic!("busybox image: {e}"));
+    d.load(&[&image]);
+    let _cleanup = RemoveOnDrop(&d, &["fast", "slow"]);
+    for (name, extra) in [
+        ("fast", &[][..]),
+        ("slow", &["--security-opt", "seccomp=unconfined"][..]),
+    ] {
+        let mut args = vec![
+            "run",
+            "-d",
+            "--runtime",
+            "wrapped",
+            "--name",
+            name,
+            "--ulimit",
+            "nofile=1234:2345",
+            "--cap-add",
+            "NET_ADMIN",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sleep", "600"]);
+        d.docker(&args).ok();
+    }
+    let exec_calls = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" exec "))
+            .count()
+    };
+
+    let probe = "id; ulimit -n; ulimit -Hn; pwd; echo $HOME; \
+                 grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status; \
+                 cat /proc/self/cgroup | sort; ls -l /proc/self/ns | sed 's/.*-> //' | sort";
+    let host_view = |name: &str, user: &[&str]| {
+        let mut args = vec!["exec", "-w", "/tmp"];
+        args.extend_from_slice(user);
+        args.extend_from_slice(&[name, "sh", "-c", probe]);
+        let out = d.docker(&args);
+        out.ok();
+        out.stdout
+    };
+    // What the init has: namespaces and cgroups an exec must share.
+    let init_ns = d.docker(&[
+        "exec",
+        "fast",
+        "sh",
+        "-c",
+        "ls -l /proc/1/ns | sed 's/.*-> //' | sort; cat /proc/1/cgroup | sort",
+    ]);
+    init_ns.ok();
+    assert_eq!(exec_calls(), 0, "the shim ran the runtime for an exec");
+
+    let root = host_view("fast", &[]);
+    assert!(root.starts_with("uid=0(root) gid=0(root)"), "{root}");
+    assert!(root.contains("\n1234\n2345\n/tmp\n/root\n"), "{root}");
+    assert!(root.contains("Seccomp:\t2\n"), "{root}");
+    assert!(root.contains("NoNewPrivs:\t0\n"), "{root}");
+    let caps = |out: &str, set: &str| -> u64 {
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{set}:\t")))
+            .unwrap_or_else(|| panic!("no {set} in {out}"));
+        u64::from_str_radix(line, 16).unwrap_or_else(|e| panic!("{set} {line}: {e}"))
+    };
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_ADMIN: u64 = 1 << 21;
+    const SETPCAP: u64 = 1 << 8;
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        assert_ne!(caps(&root, set) & NET_ADMIN, 0, "{set} in {root}");
+        assert_eq!(caps(&root, set) & SYS_ADMIN, 0, "{set} in {root}");
+    }
+    assert_ne!(caps(&root, "CapBnd") & SETPCAP, 0, "{root}");
+    assert_eq!(exec_calls(), 0, "the shim ran the runtime for an exec");
+    // The same process through the runtime (a container without a filter), the filter, the
+    // namespaces and the cgroup paths aside.
+    let slow = host_view("slow", &[]);
+    assert_eq!(
+        exec_calls(),
+        1,
+        "an exec without a filter goes through the runtime"
+    );
+    let comparable = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("Seccomp") && !l.contains(":[") && !l.contains(":/"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(comparable(&root), comparable(&slow));
+    // Namespaces and cgroups are the init's.
+    for line in init_ns.stdout.lines() {
+        assert!(root.contains(line), "{line} missing from\n{root}");
+    }
+    // A user: its groups, no capabilities left, HOME from the container's /etc/passwd.
+    let nobody = host_view("fast", &["-u", "nobody"]);
+    let nobody_slow = host_view("slow", &["-u", "nobody"]);
+    assert!(
+        nobody.starts_with("uid=65534(nobody) gid=65534(nogroup)"),
+        "{nobody}"
+    );
+    assert_eq!(caps(&nobody, "CapEff"), 0, "{nobody}");
+    assert_eq!(caps(&nobody, "CapPrm"), 0, "{nobody}");
+    assert_eq!(comparable(&nobody), comparable(&nobody_slow));
+    assert_eq!(exec_calls(), 2);
+
+    // runc's errors, from the shim.
+    let out = d.docker(&["exec", "fast", "nosuch"]);
+    out.fails_with(126);
+    assert_eq!(
+        out.stdout,
+        "OCI runtime exec failed: exec failed: unable to start container process: exec: \
+         \"nosuch\": executable file not found in $PATH: unknown\r\n"
+    );
+    let out = d.docker(&["exec", "-w", "/nonexistent", "fast", "true"]);
+    out.fails_with(126);
+    assert!(
+        out.stdout.contains(
+            "chdir to cwd (\"/nonexistent\") set in config.json failed: no such file or directory"
+        ),
+        "{out}"
+    );
+    let out = d.docker(&["exec", "fast", "/etc/passwd"]);
+    out.fails_with(126);
+    assert!(
+        out.stdout
+            .contains("exec: \"/etc/passwd\": permission denied"),
+        "{out}"
+    );
+    // Exit codes, stdin, output on both streams.
+    let out = d.docker(&["exec", "fast", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    out.fails_with(3);
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+    let out = d.run_with_stdin(
+        Cli::Docker,
+        &["exec", "-i", "fast", "cat"],
+        b"piped\n".to_vec(),
+    );
+    out.ok();
+    assert_eq!(out.stdout, "piped\n");
+    assert_eq!(exec_calls(), 2, "the shim ran the runtime for an exec");
+    // A tty exec goes through the runtime (its pty comes from the container's devpts).
+    let out = d.docker(&["exec", "-t", "fast", "true"]);
+    out.ok();
+    assert_eq!(exec_calls(), 3);
+    // A paused container: Docker's conflict, and the shim does not hang on the frozen cgroup.
+    d.docker(&["pause", "fast"]).ok();
+    let out = d.docker(&["exec", "fast", "true"]);
+    out.fails_with(1);
+    d.docker(&["unpause", "fast"]).ok();
+    d.docker(&["exec", "fast", "true"]).ok();
+    d.docker(&["rm", "-f", "fast", "slow"]).ok();
+    assert_clean(&d);
+}

@@ -65,14 +65,32 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Exec {
-    /// Runs the runtime's `exec --detach` with fresh stdio; the process is ours to reap.
-    pub(crate) fn start(runtime: &Runtime, state_dir: &Path, opts: &ExecOptions) -> Result<Exec> {
+    /// Starts the process with fresh stdio, itself (`crate::nsexec`) or with the runtime's
+    /// `exec --detach`; the process is ours to reap.
+    pub(crate) fn start(
+        runtime: &Runtime,
+        state_dir: &Path,
+        init_pid: u32,
+        opts: &ExecOptions,
+    ) -> Result<Exec> {
         if !valid_id(&opts.id) {
             bail!("invalid exec id {:?}", opts.id);
         }
+        if !opts.tty {
+            let (io, child) = stdio::pipe_fds(opts.stdin)?;
+            if let Some(pid) = crate::nsexec::try_start(runtime, init_pid, &opts.process, &child)? {
+                return Ok(Exec::new(opts, pid, io));
+            }
+            let pid_file = state_dir.join(format!("exec-{}.pid", opts.id));
+            crate::server::remove_if_exists(&pid_file)?;
+            runtime.exec(&opts.process, &pid_file, None, stdio::create_stdio(child))?;
+            let pid = crate::server::read_pid(&pid_file);
+            let _ = std::fs::remove_file(&pid_file);
+            return Ok(Exec::new(opts, pid.context("exec pid")?, io));
+        }
         let pid_file = state_dir.join(format!("exec-{}.pid", opts.id));
         crate::server::remove_if_exists(&pid_file)?;
-        let io = if opts.tty {
+        let io = {
             let console_path = state_dir.join(CONSOLE_SOCKET_NAME);
             let console = crate::server::bind_private(&console_path)?;
             let io = runtime
@@ -86,15 +104,14 @@ impl Exec {
             drop(console);
             let _ = std::fs::remove_file(&console_path);
             io?
-        } else {
-            let (io, child_stdio) = stdio::pipes(opts.stdin)?;
-            runtime.exec(&opts.process, &pid_file, None, child_stdio)?;
-            io
         };
         let pid = crate::server::read_pid(&pid_file);
         let _ = std::fs::remove_file(&pid_file);
-        let pid = pid.context("exec pid")?;
-        Ok(Exec {
+        Ok(Exec::new(opts, pid.context("exec pid")?, io))
+    }
+
+    fn new(opts: &ExecOptions, pid: u32, io: stdio::ContainerIo) -> Exec {
+        Exec {
             id: opts.id.clone(),
             pid,
             tty: opts.tty,
@@ -109,7 +126,7 @@ impl Exec {
             exit_code: None,
             waiters: Vec::new(),
             answered: false,
-        })
+        }
     }
 
     /// The stream to the daemon; `rest` is what the client sent after its request line.

@@ -9,6 +9,7 @@ mod daemonize;
 mod exec;
 mod exit;
 mod jsonlog;
+mod nsexec;
 mod runtime;
 mod sealed;
 mod server;

@@ -875,10 +875,11 @@ impl Shim {
                 None => return self.finish(i, error_line("too many execs running")),
             }
         }
-        let mut exec = match Exec::start(&self.runtime, &self.args.state_dir, options) {
-            Ok(exec) => exec,
-            Err(e) => return self.finish(i, error_line(&format!("{e:#}"))),
-        };
+        let mut exec =
+            match Exec::start(&self.runtime, &self.args.state_dir, self.init_pid, options) {
+                Ok(exec) => exec,
+                Err(e) => return self.finish(i, error_line(&format!("{e:#}"))),
+            };
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };

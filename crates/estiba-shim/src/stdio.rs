@@ -26,13 +26,31 @@ pub(crate) struct ContainerIo {
 
 /// Pipes for a non-tty container; the runtime's ends are returned for `create`.
 pub(crate) fn pipes(with_stdin: bool) -> Result<(ContainerIo, CreateStdio)> {
+    let (io, child) = pipe_fds(with_stdin)?;
+    Ok((io, create_stdio(child)))
+}
+
+/// The child's ends of [`pipe_fds`] as the runtime's stdio.
+pub(crate) fn create_stdio(child: [OwnedFd; 3]) -> CreateStdio {
+    let [stdin, stdout, stderr] = child;
+    CreateStdio {
+        stdin: Stdio::from(stdin),
+        stdout: Stdio::from(stdout),
+        stderr: Stdio::from(stderr),
+    }
+}
+
+/// Pipes for a non-tty process: the shim's ends, and the child's (stdin, stdout, stderr;
+/// `/dev/null` for stdin without `with_stdin`).
+pub(crate) fn pipe_fds(with_stdin: bool) -> Result<(ContainerIo, [OwnedFd; 3])> {
     let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stdout")?;
     let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stderr")?;
-    let (stdin, runtime_stdin) = if with_stdin {
+    let (stdin, child_stdin) = if with_stdin {
         let (in_r, in_w) = pipe_with(PipeFlags::CLOEXEC).context("pipe for stdin")?;
-        (Some(in_w), Stdio::from(in_r))
+        (Some(in_w), in_r)
     } else {
-        (None, Stdio::null())
+        let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
+        (None, OwnedFd::from(null))
     };
     for fd in [&out_r, &err_r].into_iter().chain(stdin.as_ref()) {
         rustix::io::ioctl_fionbio(fd, true).context("non-blocking stdio")?;
@@ -43,12 +61,7 @@ pub(crate) fn pipes(with_stdin: bool) -> Result<(ContainerIo, CreateStdio)> {
         stdin,
         pty: None,
     };
-    let create = CreateStdio {
-        stdin: runtime_stdin,
-        stdout: Stdio::from(out_w),
-        stderr: Stdio::from(err_w),
-    };
-    Ok((io, create))
+    Ok((io, [child_stdin, out_w, err_w]))
 }
 
 /// The runtime's stdio when the container has a pty: nothing but stderr, captured in case the
