@@ -62,6 +62,9 @@
 //!      attach; with `stdin`, the client's EOF closes the process's stdin (pipes only). The
 //!      stream closes once the process has exited and its output is drained (at most 2 s).
 //!      Exec output never goes to the log. A failing runtime is an error reply with its message.
+//!      Without a tty, in a container whose runtime left `<runtime-root>/.bundles/<ID>/seccomp.bpf`
+//!      (estiba-runtime with a precompiled filter), the shim starts the process itself, as the
+//!      runtime would (no runtime invocation, no pid file); errors keep runc's wording.
 //!    - `{"op":"exec_wait","id":".."}` → `{"ok":true,"exit_code":N}` once the exec's exit is
 //!      recorded; the exec is forgotten after its first wait is answered.
 //!    - `{"op":"exec_resize","id":"..","height":N,"width":N}` → `TIOCSWINSZ` on the exec's pty.
