@@ -194,7 +194,7 @@ pub(crate) fn try_start(
     let Some(cgroups) = cgroup_dirs(&proc_dir)? else {
         return Ok(None);
     };
-    if cgroups.iter().any(|dir| frozen(dir)) {
+    if cgroups.iter().any(|(dir, freezer)| *freezer && frozen(dir)) {
         return Ok(None);
     }
     if process.args.is_empty() {
@@ -225,7 +225,7 @@ pub(crate) fn try_start(
         }
     }
     let mut cgroup_procs = Vec::with_capacity(cgroups.len());
-    for dir in &cgroups {
+    for (dir, _) in &cgroups {
         let path = dir.join("cgroup.procs");
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -302,9 +302,10 @@ fn same_namespace(proc_dir: &Path, ns: &str) -> Result<bool> {
     Ok(theirs.dev() == ours.dev() && theirs.ino() == ours.ino())
 }
 
-/// The host directories of the init's cgroups, one per hierarchy that is mounted here; `None`
-/// when one of its hierarchies cannot be found (the runtime knows better then).
-fn cgroup_dirs(proc_dir: &Path) -> Result<Option<Vec<PathBuf>>> {
+/// The host directories of the init's cgroups, one per hierarchy that is mounted here, and
+/// whether that hierarchy can freeze (v1 `freezer`, or v2); `None` when one of its hierarchies
+/// cannot be found (the runtime knows better then).
+fn cgroup_dirs(proc_dir: &Path) -> Result<Option<Vec<(PathBuf, bool)>>> {
     let cgroups = std::fs::read_to_string(proc_dir.join("cgroup"))
         .with_context(|| format!("read {}/cgroup", proc_dir.display()))?;
     let mountinfo =
@@ -335,7 +336,8 @@ fn cgroup_dirs(proc_dir: &Path) -> Result<Option<Vec<PathBuf>>> {
         let Some(rel) = Path::new(path).strip_prefix(&mount.root).ok() else {
             return Ok(None);
         };
-        dirs.push(mount.mountpoint.join(rel));
+        let freezer = mount.v2 || wanted.contains(&"freezer");
+        dirs.push((mount.mountpoint.join(rel), freezer));
     }
     Ok(Some(dirs))
 }
@@ -516,6 +518,15 @@ fn exit_now(code: i32) -> ! {
 
 /// Joins the cgroups and namespaces, forks the second child, reports its pid.
 fn first_child(plan: &Plan, pid_out: &OwnedFd, err_out: &OwnedFd) -> ! {
+    // Before anything of the container can see this process: not dumpable, so a container
+    // process without CAP_SYS_PTRACE can neither ptrace it nor open its /proc entries (the
+    // descriptors it holds) before the exec, which makes the program dumpable again (runc does
+    // the same, CVE-2016-9962).
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        fail(err_out, &format!("prctl(PR_SET_DUMPABLE): {e}"));
+    }
     for fd in &plan.cgroup_procs {
         if let Err(e) = rustix::io::write(fd, b"0") {
             fail(
