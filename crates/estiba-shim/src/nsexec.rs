@@ -55,6 +55,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const NAMESPACES: [&str; 6] = ["ipc", "uts", "net", "pid", "cgroup", "mnt"];
 /// Namespaces that send the exec to the runtime when the container has its own.
 const UNSUPPORTED_NAMESPACES: [&str; 2] = ["user", "time"];
+/// Where cgroup hierarchies are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// `statfs` type of a cgroup2 mount (linux/magic.h).
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 /// runc's default when the spec's env has no PATH.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -227,11 +231,13 @@ pub(crate) fn try_start(
     let mut cgroup_procs = Vec::with_capacity(cgroups.len());
     for (dir, _) in &cgroups {
         let path = dir.join("cgroup.procs");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("open {}", path.display()))?;
-        cgroup_procs.push(OwnedFd::from(file));
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(file) => cgroup_procs.push(OwnedFd::from(file)),
+            // A hierarchy mounted somewhere this view does not reach: the runtime's own
+            // discovery decides.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+        }
     }
     let rlimits = process
         .rlimits
@@ -310,7 +316,14 @@ fn cgroup_dirs(proc_dir: &Path) -> Result<Option<Vec<(PathBuf, bool)>>> {
         .with_context(|| format!("read {}/cgroup", proc_dir.display()))?;
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let mounts = cgroup_mounts(&mountinfo);
+    let mut mounts = cgroup_mounts(&mountinfo);
+    // A unified host (or a view where cgroup2 sits on /sys/fs/cgroup, over v1 mounts that
+    // mountinfo still lists): only the v2 hierarchy counts, as for the runtime.
+    let unified = rustix::fs::statfs(CGROUP_ROOT)
+        .is_ok_and(|st| u64::try_from(st.f_type).ok() == Some(CGROUP2_SUPER_MAGIC));
+    if unified {
+        mounts.retain(|m| m.v2 && m.mountpoint == Path::new(CGROUP_ROOT));
+    }
     let mut dirs = Vec::new();
     for line in cgroups.lines() {
         let mut parts = line.splitn(3, ':');
@@ -319,7 +332,11 @@ fn cgroup_dirs(proc_dir: &Path) -> Result<Option<Vec<(PathBuf, bool)>>> {
             continue;
         };
         let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
-        let mount = mounts.iter().find(|m| {
+        if unified && !wanted.is_empty() {
+            continue;
+        }
+        // The last mount of a hierarchy is the one on top.
+        let mount = mounts.iter().rev().find(|m| {
             if wanted.is_empty() {
                 m.v2
             } else {
