@@ -134,7 +134,10 @@ impl ContainerService {
             remove_dir(&state_dir);
             self.net_teardown(&c.id);
         }
-        let record = self.update(
+        // With AutoRemove the removal's commit follows at once and makes this one durable too:
+        // one fdatasync less on the path of every `docker run --rm`.
+        let removal_follows = restart.is_none() && record.host.auto_remove;
+        let record = self.update_with(
             c,
             |r| {
                 r.state.status = Status::Exited;
@@ -148,6 +151,7 @@ impl ContainerService {
                 r.state.oom_killed = exit.oom_killed;
             },
             true,
+            !removal_follows,
         );
         if exit.oom_killed {
             self.publish(&record, "oom", &[]);

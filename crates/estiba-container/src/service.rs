@@ -416,9 +416,19 @@ impl ContainerService {
 
     /// Writes the record to the database.
     pub(crate) fn persist(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+        self.persist_with(record, true)
+    }
+
+    /// [`Self::persist`]; `synced: false` leaves the sync to the next commit (see
+    /// `WriteTx::commit_unsynced`).
+    fn persist_with(&self, record: &ContainerRecord, synced: bool) -> Result<(), ContainerError> {
         let mut tx = self.store.write().map_err(internal)?;
         tx.put(CONTAINERS, &record.id, record).map_err(internal)?;
-        tx.commit().map_err(internal)
+        if synced {
+            tx.commit().map_err(internal)
+        } else {
+            tx.commit_unsynced().map_err(internal)
+        }
     }
 
     /// Changes a container's record, persists it, and tells every waiter.
@@ -428,12 +438,25 @@ impl ContainerService {
         change: impl FnOnce(&mut ContainerRecord),
         exited: bool,
     ) -> ContainerRecord {
+        self.update_with(c, change, exited, true)
+    }
+
+    /// [`Self::update`]; `synced: false` when a durable commit follows at once (an exit that
+    /// AutoRemove's removal commits right after: a crash between them finds the container
+    /// running, asks its shim, and records the exit then).
+    pub(crate) fn update_with(
+        &self,
+        c: &Container,
+        change: impl FnOnce(&mut ContainerRecord),
+        exited: bool,
+        synced: bool,
+    ) -> ContainerRecord {
         let record = {
             let mut rec = lock(&c.record);
             change(&mut rec);
             rec.clone()
         };
-        if let Err(e) = self.persist(&record) {
+        if let Err(e) = self.persist_with(&record, synced) {
             tracing::error!("persist container {}: {e}", record.id);
         }
         c.changed.notify_all();

@@ -429,6 +429,14 @@ impl WriteTx {
         self.remove(tables::LAYERS, chain_id)
     }
 
+    /// Makes every change visible at once, and durable with the next [`WriteTx::commit`]
+    /// (no sync of its own): for a state that a durable commit is about to follow anyway, and
+    /// whose loss in a crash before that is harmless. The database stays consistent either way.
+    pub fn commit_unsynced(mut self) -> Result<(), StoreError> {
+        self.tx.set_durability(redb::Durability::None);
+        self.commit()
+    }
+
     /// Makes every change durable and visible at once.
     pub fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().map_err(|e| {

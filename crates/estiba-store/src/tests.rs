@@ -55,6 +55,27 @@ fn committed_writes_are_visible_and_survive_reopen() {
 }
 
 #[test]
+fn unsynced_commits_are_visible_at_once_and_durable_with_the_next_commit() {
+    let (dir, store) = open();
+    let mut tx = store.write().unwrap();
+    tx.put_image(&image("sha256:a")).unwrap();
+    tx.commit_unsynced().unwrap();
+    // Visible to readers before any sync.
+    assert_eq!(
+        store.read().unwrap().image("sha256:a").unwrap(),
+        Some(image("sha256:a"))
+    );
+    let mut tx = store.write().unwrap();
+    tx.put_image(&image("sha256:b")).unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let store = Store::open(&dir.path().join("metadata.redb")).unwrap();
+    let r = store.read().unwrap();
+    assert_eq!(r.image("sha256:a").unwrap(), Some(image("sha256:a")));
+    assert_eq!(r.image("sha256:b").unwrap(), Some(image("sha256:b")));
+}
+
+#[test]
 fn dropped_write_transaction_changes_nothing() {
     let (_dir, store) = open();
     {
